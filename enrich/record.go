@@ -1,0 +1,157 @@
+// Package enrich turns lines read by the tailer into the records tailcar
+// ships: a JSON object with the read time, the message, the file and the
+// tags taken from the environment and the configuration.
+package enrich
+
+import (
+	"fmt"
+	"sort"
+	"time"
+	"unicode/utf8"
+)
+
+// reservedFields are the record's own fields; a tag may not shadow them,
+// or a record would carry the same key twice.
+var reservedFields = map[string]bool{"@timestamp": true, "message": true, "file": true, "truncated": true}
+
+// Tag is one field added to every record.
+type Tag struct {
+	Name, Value string
+}
+
+// Encoder appends records as JSON objects. The tag fields never change
+// while tailcar runs, so they are encoded once, at construction.
+type Encoder struct {
+	tags []byte
+}
+
+// NewEncoder returns an Encoder that adds tags to every record, in the
+// order given. It fails when a tag would shadow a record field or repeat
+// another tag.
+func NewEncoder(tags []Tag) (*Encoder, error) {
+	seen := make(map[string]bool, len(tags))
+	var enc []byte
+	for _, t := range tags {
+		if reservedFields[t.Name] {
+			return nil, fmt.Errorf("tag %q would replace the record's own field", t.Name)
+		}
+		if seen[t.Name] {
+			return nil, fmt.Errorf("tag %q is given twice", t.Name)
+		}
+		seen[t.Name] = true
+		enc = append(enc, ',')
+		enc = AppendString(enc, []byte(t.Name))
+		enc = append(enc, ':')
+		enc = AppendString(enc, []byte(t.Value))
+	}
+	return &Encoder{tags: enc}, nil
+}
+
+// timestampLayout keeps all nine fractional digits: RFC3339Nano drops
+// trailing zeros, and a record read on a whole second would then carry
+// no sub-second digits at all, which the contract forbids.
+const timestampLayout = "2006-01-02T15:04:05.000000000Z07:00"
+
+// AppendRecord appends one record, without a trailing newline, to dst.
+// It does not allocate when dst has room.
+func (e *Encoder) AppendRecord(dst []byte, readAt time.Time, path string, message []byte, truncated bool) []byte {
+	dst = append(dst, `{"@timestamp":"`...)
+	dst = readAt.UTC().AppendFormat(dst, timestampLayout)
+	dst = append(dst, `","message":`...)
+	dst = AppendString(dst, message)
+	dst = append(dst, `,"file":`...)
+	dst = appendStringFromString(dst, path)
+	dst = append(dst, e.tags...)
+	if truncated {
+		dst = append(dst, `,"truncated":true`...)
+	}
+	return append(dst, '}')
+}
+
+// SortTags orders tags by name so that records read the same whatever the
+// order of the environment.
+func SortTags(tags []Tag) {
+	sort.SliceStable(tags, func(i, j int) bool { return tags[i].Name < tags[j].Name })
+}
+
+const hexDigits = "0123456789abcdef"
+
+// needsEscape marks the ASCII bytes that cannot stand as themselves in a
+// JSON string.
+var needsEscape = func() (t [utf8.RuneSelf]bool) {
+	for c := 0; c < 0x20; c++ {
+		t[c] = true
+	}
+	t['"'], t['\\'], t[0x7f] = true, true, true
+	return t
+}()
+
+// AppendString appends s as a quoted JSON string. Invalid UTF-8 becomes
+// U+FFFD and control bytes are escaped, so the result is always valid JSON;
+// valid text passes through byte for byte.
+func AppendString(dst, s []byte) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if !needsEscape[c] {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			dst = appendEscapedASCII(dst, c)
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRune(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			i++
+			start = i
+			continue
+		}
+		// U+2028 and U+2029 are valid JSON but break JavaScript consumers
+		// that treat them as line ends; escaping them costs nothing.
+		if r == '\u2028' || r == '\u2029' {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\u202`...)
+			dst = append(dst, hexDigits[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
+
+// appendStringFromString is AppendString for a string argument, without
+// converting it to a byte slice (which would allocate).
+func appendStringFromString(dst []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= utf8.RuneSelf || needsEscape[c] {
+			return AppendString(dst, []byte(s))
+		}
+	}
+	dst = append(dst, '"')
+	dst = append(dst, s...)
+	return append(dst, '"')
+}
+
+func appendEscapedASCII(dst []byte, c byte) []byte {
+	switch c {
+	case '"', '\\':
+		return append(dst, '\\', c)
+	case '\n':
+		return append(dst, '\\', 'n')
+	case '\r':
+		return append(dst, '\\', 'r')
+	case '\t':
+		return append(dst, '\\', 't')
+	}
+	return append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+}

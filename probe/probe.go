@@ -1,0 +1,131 @@
+// Package probe tells from outside whether a running tailcar is alive.
+//
+// The runner's loops beat Pulses; a Heartbeat touches a file next to the
+// positions (on the shared, writable volume, since the root filesystem may
+// be read-only) while every pulse is recent. `tailcar probe` checks that
+// file's age. A backend being down does not stop the pulses: waiting for
+// it is not being wedged, and restarting the sidecar would not help.
+package probe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// StallAfter is how long a loop may go without beating before it counts as
+// wedged. The loops beat at least every couple of seconds, even when idle.
+const StallAfter = 10 * time.Second
+
+// Pulse records when a loop last showed it was alive.
+type Pulse struct {
+	name string
+	last atomic.Int64
+}
+
+// NewPulse returns a Pulse that counts as beaten now.
+func NewPulse(name string) *Pulse {
+	p := &Pulse{name: name}
+	p.Beat()
+	return p
+}
+
+// Beat records that the loop is alive.
+func (p *Pulse) Beat() { p.last.Store(time.Now().UnixNano()) }
+
+func (p *Pulse) age(now time.Time) time.Duration {
+	return now.Sub(time.Unix(0, p.last.Load()))
+}
+
+// Heartbeat keeps the heartbeat file fresh while every pulse is.
+type Heartbeat struct {
+	path   string
+	maxAge time.Duration
+	pulses []*Pulse
+	log    zerolog.Logger
+}
+
+// NewHeartbeat returns a Heartbeat writing path; the probe fails when the
+// file is older than maxAge.
+func NewHeartbeat(path string, maxAge time.Duration, log zerolog.Logger, pulses ...*Pulse) *Heartbeat {
+	return &Heartbeat{path: path, maxAge: maxAge, pulses: pulses, log: log}
+}
+
+// Run writes the heartbeat until ctx ends, then removes it: a stopped
+// tailcar is not a live one.
+func (h *Heartbeat) Run(ctx context.Context) error {
+	if err := os.WriteFile(h.path, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+		return fmt.Errorf("write heartbeat: %w", err)
+	}
+	defer os.Remove(h.path)
+	// Beat often enough that one late tick never reaches maxAge.
+	every := min(max(h.maxAge/4, 50*time.Millisecond), 5*time.Second)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	stalled := ""
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case now := <-t.C:
+			name := h.stalled(now)
+			if name != stalled {
+				if name != "" {
+					h.log.Error().Str("loop", name).Msg("a loop stopped beating; the heartbeat stops so the probe fails")
+				} else {
+					h.log.Info().Str("loop", stalled).Msg("the loop beats again")
+				}
+				stalled = name
+			}
+			if name != "" {
+				continue
+			}
+			if err := os.Chtimes(h.path, now, now); err != nil {
+				// The file may have been removed from under us; write it anew.
+				_ = os.WriteFile(h.path, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644)
+			}
+		}
+	}
+}
+
+func (h *Heartbeat) stalled(now time.Time) string {
+	for _, p := range h.pulses {
+		if p.age(now) > StallAfter {
+			return p.name
+		}
+	}
+	return ""
+}
+
+// Check reports whether the tailcar that writes the heartbeat at path is
+// alive, with one line saying why.
+func Check(path string, maxAge time.Duration, now time.Time) (bool, string) {
+	fi, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, fmt.Sprintf("unhealthy: no heartbeat at %s; tailcar is not running", path)
+	}
+	if err != nil {
+		return false, fmt.Sprintf("unhealthy: %v", err)
+	}
+	pid := 0
+	if data, err := os.ReadFile(path); err == nil {
+		pid, _ = strconv.Atoi(strings.TrimSpace(string(data)))
+	}
+	if pid > 0 && errors.Is(syscall.Kill(pid, 0), syscall.ESRCH) {
+		return false, fmt.Sprintf("unhealthy: tailcar (pid %d) is gone", pid)
+	}
+	age := now.Sub(fi.ModTime())
+	if age > maxAge {
+		return false, fmt.Sprintf("unhealthy: no heartbeat for %s (limit %s); tailcar (pid %d) is frozen or wedged", age.Round(time.Millisecond), maxAge, pid)
+	}
+	return true, fmt.Sprintf("healthy: heartbeat %s ago (pid %d)", max(age, 0).Round(time.Millisecond), pid)
+}

@@ -1,0 +1,189 @@
+package ship
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+)
+
+// Batch is a run of encoded records, newline-delimited, with what each one
+// acks. Sinks read it; only the Shipper changes it.
+type Batch struct {
+	// Data holds the records as NDJSON: each record followed by '\n'.
+	Data []byte
+	// Records has one entry per record, in order.
+	Records []Record
+
+	opened time.Time
+	// settled marks records a sink has finished with (accepted or
+	// rejected) while others are retried; dropped counts the rejected.
+	settled []bool
+	dropped int
+	// body caches what a sink built from the batch (compressed, framed),
+	// so that a retry sends the very same bytes without building them again.
+	body      []byte
+	bodyReady bool
+}
+
+// Record locates one record in Batch.Data and says what it acks.
+type Record struct {
+	End  int // Data[previous End:End] is the record and its newline
+	Ack  Ack
+	Time int64 // when the record was read, Unix nanoseconds
+}
+
+func (b *Batch) add(rec []byte, ack Ack, at time.Time) {
+	b.Data = append(b.Data, rec...)
+	b.Data = append(b.Data, '\n')
+	b.Records = append(b.Records, Record{End: len(b.Data), Ack: ack, Time: at.UnixNano()})
+}
+
+func (b *Batch) reset() {
+	b.Data = b.Data[:0]
+	b.Records = b.Records[:0]
+	b.body = b.body[:0]
+	b.bodyReady = false
+	b.settled = b.settled[:0]
+	b.dropped = 0
+}
+
+// Body returns the request body for this batch, building it with build on
+// first use and returning the same bytes on every retry.
+func (b *Batch) Body(build func(dst []byte, b *Batch) ([]byte, error)) ([]byte, error) {
+	if b.bodyReady {
+		return b.body, nil
+	}
+	body, err := build(b.body[:0], b)
+	if err != nil {
+		return nil, err
+	}
+	b.body, b.bodyReady = body, true
+	return body, nil
+}
+
+// Each calls fn for every record not yet settled, without its newline.
+func (b *Batch) Each(fn func(i int, rec []byte, r Record)) {
+	start := 0
+	for i, r := range b.Records {
+		if i >= len(b.settled) || !b.settled[i] {
+			fn(i, b.Data[start:r.End-1], r)
+		}
+		start = r.End
+	}
+}
+
+// deliver sends b until the sink accepts or rejects it, or ctx ends. Every
+// attempt has its own timeout. A failure is logged once when it starts and
+// once when it ends, however many attempts it takes.
+func (s *Shipper) deliver(ctx context.Context, b *Batch) error {
+	if len(b.Records) == 0 {
+		return nil
+	}
+	backoff := s.cfg.MinBackoff
+	var failingSince time.Time
+	attempts := 0
+	for {
+		attempts++
+		actx, cancel := context.WithTimeout(ctx, s.cfg.AttemptTimeout)
+		err := s.cfg.Sink.Send(actx, b)
+		cancel()
+		if err == nil {
+			if !failingSince.IsZero() {
+				s.cfg.Log.Info().Int("attempts", attempts).Dur("down_for", time.Since(failingSince)).Msg("backend recovered")
+			}
+			s.batches.Add(1)
+			s.delivered.Add(int64(len(b.Records) - b.dropped))
+			s.dropped.Add(int64(b.dropped))
+			s.ack(b)
+			return nil
+		}
+		var rejected *RejectedError
+		if errors.As(err, &rejected) {
+			// Acking a dropped batch is deliberate: the checkpoint must pass
+			// a poison batch, or every restart would send it again.
+			if !s.rejectLogged[rejected.Status] {
+				s.rejectLogged[rejected.Status] = true
+				s.cfg.Log.Error().Err(err).Int("records", len(b.Records)).Msg("batch dropped; further drops with this status are logged at debug")
+			} else {
+				s.cfg.Log.Debug().Err(err).Int("records", len(b.Records)).Msg("batch dropped")
+			}
+			s.batches.Add(1)
+			s.dropped.Add(int64(len(b.Records)))
+			s.ack(b)
+			return nil
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("%d records left undelivered: %w", s.added.Load()-s.delivered.Load()-s.dropped.Load(), ctx.Err())
+		}
+		if failingSince.IsZero() {
+			failingSince = time.Now()
+			s.cfg.Log.Warn().Err(err).Msg("send failed, retrying until the backend accepts")
+		} else {
+			s.cfg.Log.Debug().Err(err).Int("attempt", attempts).Msg("send failed again")
+		}
+		s.retries.Add(1)
+		wait := jitter(backoff)
+		var ra *RetryAfterError
+		if errors.As(err, &ra) && ra.After > 0 {
+			wait = min(ra.After, maxRetryAfter)
+		}
+		backoff = min(backoff*2, s.cfg.MaxBackoff)
+		if err := s.sleep(ctx, wait); err != nil {
+			return fmt.Errorf("%d records left undelivered: %w", s.added.Load()-s.delivered.Load()-s.dropped.Load(), err)
+		}
+	}
+}
+
+// jitter spreads retries from many sidecars over [d/2, d), so that a
+// recovering backend is not hit by all of them at once.
+func jitter(d time.Duration) time.Duration {
+	half := d / 2
+	if half <= 0 {
+		return d
+	}
+	return half + rand.N(half)
+}
+
+// sleep waits d while beating the sender's pulse: waiting out a backend
+// outage is not being wedged.
+func (s *Shipper) sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	beat := time.NewTicker(pulseEvery)
+	defer beat.Stop()
+	for {
+		s.cfg.SenderPulse.Beat()
+		select {
+		case <-t.C:
+			return nil
+		case <-beat.C:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// ack reports, for each source in the batch, the end of its last record.
+// Sources are few (the files being followed), so a slice beats a map.
+func (s *Shipper) ack(b *Batch) {
+	var last [8]Ack
+	acks := last[:0]
+	for _, r := range b.Records {
+		found := false
+		for i := range acks {
+			if acks[i].Source == r.Ack.Source {
+				acks[i].Offset = r.Ack.Offset
+				found = true
+				break
+			}
+		}
+		if !found {
+			acks = append(acks, r.Ack)
+		}
+	}
+	for _, a := range acks {
+		s.cfg.Acker.Ack(a)
+	}
+}

@@ -1,0 +1,302 @@
+// Package ship batches encoded records, sends them to a sink with retries,
+// and acknowledges what the sink accepted so that checkpoints can move.
+package ship
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// Ack says that every record of Source up to Offset has been delivered.
+type Ack struct {
+	Source uint64
+	Offset int64
+}
+
+// Acker receives acks. For one source they arrive in the order the records
+// were added, so the last ack seen is the position to checkpoint.
+type Acker interface {
+	Ack(Ack)
+}
+
+// Pulse is beaten by a loop to show it is not wedged.
+type Pulse interface {
+	Beat()
+}
+
+// Sink delivers a batch. Send returns nil once the backend has accepted
+// every record, a *RejectedError when retrying cannot help, and any other
+// error when the same batch should be sent again.
+type Sink interface {
+	Send(ctx context.Context, b *Batch) error
+}
+
+// RejectedError is a refusal that retrying cannot fix, such as a 400 for a
+// malformed document. The batch is dropped and counted rather than
+// blocking the pipeline forever.
+type RejectedError struct {
+	Status int
+	Sample string // the start of the backend's answer, for the log
+}
+
+func (e *RejectedError) Error() string {
+	return fmt.Sprintf("backend rejected the batch with status %d: %s", e.Status, e.Sample)
+}
+
+// RetryAfterError asks for the next attempt no sooner than After, as an
+// HTTP Retry-After header does.
+type RetryAfterError struct {
+	After time.Duration
+	Err   error
+}
+
+func (e *RetryAfterError) Error() string {
+	return fmt.Sprintf("%v (retry after %s)", e.Err, e.After)
+}
+
+func (e *RetryAfterError) Unwrap() error { return e.Err }
+
+// Defaults for the tunables that are not part of the user-facing contract.
+const (
+	// DefaultBatches bounds memory: one batch fills while the others wait
+	// or are in flight, and a producer blocks when all are taken.
+	DefaultBatches = 3
+	// DefaultAttemptTimeout bounds one send, so a stalled connection is
+	// abandoned and retried instead of holding the pipeline.
+	DefaultAttemptTimeout = 30 * time.Second
+	// DefaultMinBackoff and DefaultMaxBackoff bound the wait between
+	// attempts; the cap keeps recovery quick once a backend is back.
+	DefaultMinBackoff = 250 * time.Millisecond
+	DefaultMaxBackoff = 10 * time.Second
+	// maxRetryAfter caps a backend's own request to wait, so a bogus
+	// header cannot stall shipping for hours.
+	maxRetryAfter = 5 * time.Minute
+	// pulseEvery is how often a waiting loop shows it is alive.
+	pulseEvery = time.Second
+)
+
+// Config configures a Shipper.
+type Config struct {
+	Sink  Sink
+	Acker Acker
+	Log   zerolog.Logger
+	// BatchBytes closes a batch once its encoded records reach this size.
+	BatchBytes int
+	// BatchWait closes a batch once its oldest record has waited this long.
+	BatchWait time.Duration
+	// Batches is how many batch buffers exist; zero means DefaultBatches.
+	Batches int
+	// AttemptTimeout bounds each send; zero means DefaultAttemptTimeout.
+	AttemptTimeout time.Duration
+	// MinBackoff and MaxBackoff bound the wait between attempts; zero
+	// means the defaults.
+	MinBackoff, MaxBackoff time.Duration
+	// SenderPulse is beaten by the send loop, ProducerPulse by a producer
+	// blocked in Add: while the backend is down both are waiting, not
+	// wedged, and a liveness check must see them alive.
+	SenderPulse, ProducerPulse Pulse
+}
+
+// Stats counts what the Shipper did.
+type Stats struct {
+	Added, Delivered, Dropped, Retries, Batches int64
+}
+
+// Shipper batches records and delivers them in order through one sink.
+// Add is called by a single producer; Run sends.
+type Shipper struct {
+	cfg Config
+
+	free  chan *Batch // empty batches; a producer waits here when all are taken
+	queue chan *Batch // full batches in the order they were closed
+	kick  chan struct{}
+
+	mu     sync.Mutex
+	cur    *Batch // the batch being filled, nil when none
+	closed bool
+
+	added, delivered, dropped, retries, batches atomic.Int64
+
+	// rejectLogged is touched only by Run's goroutine.
+	rejectLogged map[int]bool
+}
+
+// ErrClosed is returned by Add after Close.
+var ErrClosed = errors.New("shipper is closed")
+
+// NewShipper returns a Shipper; call Run to start sending.
+func NewShipper(cfg Config) *Shipper {
+	if cfg.Batches <= 0 {
+		cfg.Batches = DefaultBatches
+	}
+	if cfg.AttemptTimeout <= 0 {
+		cfg.AttemptTimeout = DefaultAttemptTimeout
+	}
+	if cfg.MinBackoff <= 0 {
+		cfg.MinBackoff = DefaultMinBackoff
+	}
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = DefaultMaxBackoff
+	}
+	if cfg.SenderPulse == nil {
+		cfg.SenderPulse = noPulse{}
+	}
+	if cfg.ProducerPulse == nil {
+		cfg.ProducerPulse = noPulse{}
+	}
+	s := &Shipper{
+		cfg:   cfg,
+		free:  make(chan *Batch, cfg.Batches),
+		queue: make(chan *Batch, cfg.Batches),
+		kick:  make(chan struct{}, 1),
+
+		rejectLogged: make(map[int]bool),
+	}
+	for range cfg.Batches {
+		s.free <- &Batch{}
+	}
+	return s
+}
+
+type noPulse struct{}
+
+func (noPulse) Beat() {}
+
+// Add appends one encoded record (without newline), read at readAt, whose
+// delivery acks ack.
+// It blocks while every batch buffer is full or in flight, which is how a
+// slow or down backend pauses reading. rec is copied.
+func (s *Shipper) Add(ctx context.Context, rec []byte, ack Ack, readAt time.Time) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	if s.cur == nil {
+		s.mu.Unlock()
+		b, err := s.takeFree(ctx)
+		if err != nil {
+			return err
+		}
+		s.mu.Lock()
+		// Only the producer sets cur, so it is still nil here.
+		s.cur = b
+		b.opened = time.Now()
+		select {
+		case s.kick <- struct{}{}:
+		default:
+		}
+	}
+	b := s.cur
+	b.add(rec, ack, readAt)
+	s.added.Add(1)
+	if len(b.Data) >= s.cfg.BatchBytes {
+		s.closeCurrentLocked()
+	}
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *Shipper) takeFree(ctx context.Context) (*Batch, error) {
+	select {
+	case b := <-s.free:
+		return b, nil
+	default:
+	}
+	tick := time.NewTicker(pulseEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case b := <-s.free:
+			return b, nil
+		case <-tick.C:
+			s.cfg.ProducerPulse.Beat()
+		case <-ctx.Done():
+			return nil, fmt.Errorf("waiting for a free batch: %w", ctx.Err())
+		}
+	}
+}
+
+// closeCurrentLocked queues the batch being filled. The queue has room for
+// every batch, so this never blocks.
+func (s *Shipper) closeCurrentLocked() {
+	if s.cur == nil {
+		return
+	}
+	s.queue <- s.cur
+	s.cur = nil
+}
+
+// Close queues the last partial batch and ends the input: Run returns once
+// everything queued has been delivered.
+func (s *Shipper) Close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	s.closed = true
+	s.closeCurrentLocked()
+	close(s.queue)
+}
+
+// Stats returns the counters so far.
+func (s *Shipper) Stats() Stats {
+	return Stats{
+		Added:     s.added.Load(),
+		Delivered: s.delivered.Load(),
+		Dropped:   s.dropped.Load(),
+		Retries:   s.retries.Load(),
+		Batches:   s.batches.Load(),
+	}
+}
+
+// Run sends batches in order until Close has been called and the queue is
+// empty (nil), or ctx ends first (an error: records were left undelivered).
+func (s *Shipper) Run(ctx context.Context) error {
+	wait := time.NewTimer(0)
+	if !wait.Stop() {
+		<-wait.C
+	}
+	beat := time.NewTicker(pulseEvery)
+	defer beat.Stop()
+	for {
+		s.cfg.SenderPulse.Beat()
+		select {
+		case b, ok := <-s.queue:
+			if !ok {
+				return nil
+			}
+			if err := s.deliver(ctx, b); err != nil {
+				return err
+			}
+			b.reset()
+			s.free <- b
+		case <-s.kick:
+			s.mu.Lock()
+			if s.cur != nil {
+				wait.Reset(time.Until(s.cur.opened.Add(s.cfg.BatchWait)))
+			}
+			s.mu.Unlock()
+		case <-wait.C:
+			s.mu.Lock()
+			if s.cur != nil && !s.closed {
+				if due := time.Until(s.cur.opened.Add(s.cfg.BatchWait)); due > 0 {
+					wait.Reset(due)
+				} else {
+					s.closeCurrentLocked()
+				}
+			}
+			s.mu.Unlock()
+		case <-beat.C:
+		case <-ctx.Done():
+			return fmt.Errorf("%d records left undelivered: %w", s.added.Load()-s.delivered.Load()-s.dropped.Load(), ctx.Err())
+		}
+	}
+}
