@@ -5,9 +5,11 @@ package tailer
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"math/rand/v2"
 	"os"
@@ -119,6 +121,7 @@ type Follower struct {
 
 	watcher   *fsnotify.Watcher
 	watched   map[string]bool
+	deferred  map[string]bool // possible copies to decide on their next change
 	needScan  bool
 	mlPending int
 
@@ -156,13 +159,14 @@ func NewFollower(cfg Config) *Follower {
 	}
 	ignore, _ := filepath.Abs(cfg.Positions.Path())
 	return &Follower{
-		cfg:     cfg,
-		ignore:  ignore,
-		files:   make(map[fileID]*file),
-		byPath:  make(map[string]*file),
-		watched: make(map[string]bool),
-		br:      bufio.NewReaderSize(nil, readBufferSize),
-		scratch: make([]byte, fingerprintMax),
+		cfg:      cfg,
+		ignore:   ignore,
+		files:    make(map[fileID]*file),
+		byPath:   make(map[string]*file),
+		watched:  make(map[string]bool),
+		deferred: make(map[string]bool),
+		br:       bufio.NewReaderSize(nil, readBufferSize),
+		scratch:  make([]byte, fingerprintMax),
 	}
 }
 
@@ -200,6 +204,10 @@ func (f *Follower) Run(ctx context.Context, finish <-chan struct{}, out Handler)
 	multiline.Stop()
 	multilineArmed := false
 	watchFailing := false
+	// ready stands in for "more to read": selecting on it does not block,
+	// so events, scans and the stop are still seen during a backlog.
+	ready := make(chan struct{})
+	close(ready)
 	for {
 		f.cfg.Pulse.Beat()
 		if err := f.readDirty(ctx); err != nil {
@@ -209,20 +217,12 @@ func (f *Follower) Run(ctx context.Context, finish <-chan struct{}, out Handler)
 			multiline.Reset(f.cfg.MultilineWait)
 			multilineArmed = true
 		}
+		var more <-chan struct{}
 		if len(f.dirty) > 0 {
-			// More to read: look at what happened meanwhile, without waiting.
-			select {
-			case <-finish:
-				return f.drain(ctx)
-			case <-ctx.Done():
-				return ctx.Err()
-			case ev := <-events:
-				f.onEvent(ev)
-			default:
-			}
-			continue
+			more = ready
 		}
 		select {
+		case <-more:
 		case <-finish:
 			return f.drain(ctx)
 		case <-ctx.Done():
@@ -238,12 +238,9 @@ func (f *Follower) Run(ctx context.Context, finish <-chan struct{}, out Handler)
 			}
 			f.needScan = true
 		case <-rescan.C:
+			// The scan stats every file, so it also finds growth whose
+			// events were missed.
 			f.needScan = true
-			for _, fl := range f.files {
-				if fl.f != nil {
-					f.markDirty(fl)
-				}
-			}
 		case <-multiline.C:
 			multilineArmed = false
 			if err := f.flushIdleMultiline(ctx, time.Now()); err != nil {
@@ -261,6 +258,9 @@ func (f *Follower) Run(ctx context.Context, finish <-chan struct{}, out Handler)
 func (f *Follower) onEvent(ev fsnotify.Event) {
 	if fl, ok := f.byPath[ev.Name]; ok {
 		f.markDirty(fl)
+	}
+	if f.deferred[ev.Name] {
+		f.needScan = true
 	}
 	if ev.Has(fsnotify.Create) || ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename) {
 		f.needScan = true
@@ -294,6 +294,10 @@ func (f *Follower) readDirty(ctx context.Context) error {
 		}
 		if more {
 			f.markDirty(fl)
+		} else if f.open > f.cfg.MaxOpen && !fl.rotated && !fl.busy() {
+			// Over the bound: the file just read to its end is the one to
+			// close; it is reopened by identity when it grows.
+			f.closeFile(fl)
 		}
 	}
 	return nil
@@ -301,9 +305,10 @@ func (f *Follower) readDirty(ctx context.Context) error {
 
 // candidate is a file found by the glob.
 type candidate struct {
-	path string
-	id   fileID
-	size int64
+	path  string
+	id    fileID
+	size  int64
+	mtime time.Time
 }
 
 // glob returns the files the patterns match now, by identity.
@@ -332,7 +337,7 @@ func (f *Follower) glob() map[fileID]candidate {
 			if prev, dup := found[id]; dup && (f.byPath[prev.path] != nil || prev.path < path) {
 				continue
 			}
-			found[id] = candidate{path: path, id: id, size: fi.Size()}
+			found[id] = candidate{path: path, id: id, size: fi.Size(), mtime: fi.ModTime()}
 		}
 	}
 	return found
@@ -362,6 +367,7 @@ func (f *Follower) scan(ctx context.Context, initial bool) error {
 	f.needScan = false
 	now := time.Now()
 	found := f.glob()
+	clear(f.deferred)
 
 	for id, fl := range f.files {
 		c, ok := found[id]
@@ -478,10 +484,14 @@ func (f *Follower) start(ctx context.Context, c candidate, initial bool, byID ma
 		// down; the old entry stays, to recognise a copy of it.
 	}
 	if fl.source == 0 {
-		offset, origin, isCopy, err := f.copyStart(ctx, fd, c, byID)
-		if err != nil {
+		offset, origin, isCopy, wait, err := f.copyStart(ctx, fd, c, byID)
+		if err != nil || wait {
 			fd.Close()
 			f.open--
+			if wait {
+				f.deferred[c.path] = true
+				f.cfg.Log.Debug().Str("path", c.path).Msg("may be a copy still being written; deciding on a later scan")
+			}
 			return err
 		}
 		switch {
@@ -499,46 +509,86 @@ func (f *Follower) start(ctx context.Context, c candidate, initial bool, byID ma
 	f.byPath[fl.path] = fl
 	f.cfg.Log.Info().Str("path", fl.path).Int64("offset", fl.offset).Msg(how)
 	f.markDirty(fl)
+	if f.open > f.cfg.MaxOpen {
+		f.closeFile(fl) // reopened by identity when its turn to be read comes
+	}
 	return nil
 }
 
-// copyStart tells whether fd, a new file, is a copy of a file already
-// known (its head matches), and if so from which offset to read it: where
-// the original had been read, capped at the copy's size. A followed
-// original is first read to its end, so that what it still has is not
-// read twice.
-func (f *Follower) copyStart(ctx context.Context, fd *os.File, c candidate, byID map[fileID]entry) (int64, string, bool, error) {
+// copyStart tells whether fd, a new file, is a copy of a file known (its
+// head matches), and if so from which offset to read it: where the
+// original had been read, capped at the copy's size.
+//
+// While the original is followed and not yet truncated, everything in the
+// copy is still in the original, so nothing is read from the copy: it
+// waits (wait is true) until the original's truncation retires its
+// generation, or until the copy has not changed for RotateWait (a plain
+// cp), and then starts past what the original gave. This is what keeps a
+// copytruncate copy, created empty and filled while we look, from being
+// read again from its start.
+func (f *Follower) copyStart(ctx context.Context, fd *os.File, c candidate, byID map[fileID]entry) (offset int64, origin string, isCopy, wait bool, err error) {
+	n, err := fd.ReadAt(f.scratch[:fingerprintMax], 0)
+	if err != nil && err != io.EOF {
+		return 0, "", false, false, fmt.Errorf("read %s: %w", c.path, err)
+	}
+	head := append([]byte(nil), f.scratch[:n]...)
+	settled := time.Since(c.mtime) >= f.cfg.RotateWait
 	for _, orig := range f.files {
-		if orig.id == c.id || !sameHead(fd, orig.fp, f.scratch) {
+		// The copy starts as the original does now, or as it did when last
+		// read (the original may be truncated already, unknown to us yet).
+		if orig.id == c.id || orig.rotated || !f.isPrefixOf(head, orig) && !sameHead(fd, orig.fp, f.scratch) {
 			continue
 		}
+		// Read what the original still has first, so it is not read
+		// twice; this is also where its truncation is noticed.
+		generation := orig.source
 		for {
 			more, err := f.readFile(ctx, orig, -1, false)
 			if err != nil {
-				return 0, "", false, err
+				return 0, "", false, false, err
 			}
 			if !more {
 				break
 			}
 		}
-		// The catch-up may have found the original truncated; then its
-		// retired generation below has the place.
-		if sameHead(fd, orig.fp, f.scratch) {
-			return min(orig.offset, c.size), orig.path, true, nil
+		if orig.source != generation {
+			// Truncated: logrotate had finished the copy before that, so
+			// it is complete; resume where the truncated generation ended.
+			r := f.retired[len(f.retired)-1]
+			return min(r.readEnd, c.size), orig.path, true, false, nil
 		}
+		if !settled {
+			return 0, "", false, true, nil
+		}
+		if len(head) >= copyMinFingerprint && f.isPrefixOf(head, orig) {
+			return min(orig.offset, c.size), orig.path, true, false, nil
+		}
+	}
+	if len(head) == 0 && !settled {
+		return 0, "", false, true, nil
 	}
 	for i := len(f.retired) - 1; i >= 0; i-- {
 		if r := f.retired[i]; sameHead(fd, r.fp, f.scratch) {
-			return min(r.readEnd, c.size), "a truncated file", true, nil
+			return min(r.readEnd, c.size), "a truncated file", true, false, nil
 		}
 	}
 	for _, e := range byID {
 		if e.id == c.id || f.files[e.id] != nil || !sameHead(fd, e.fp, f.scratch) {
 			continue
 		}
-		return min(e.offset, c.size), e.path, true, nil
+		return min(e.offset, c.size), e.path, true, false, nil
 	}
-	return 0, "", false, nil
+	return 0, "", false, false, nil
+}
+
+// isPrefixOf reports whether head is how orig starts now.
+func (f *Follower) isPrefixOf(head []byte, orig *file) bool {
+	if len(head) == 0 || orig.f == nil {
+		return false
+	}
+	buf := f.scratch[:len(head)]
+	n, _ := orig.f.ReadAt(buf, 0)
+	return n == len(head) && bytes.Equal(buf, head)
 }
 
 // resumeRotatedAway finishes files that were followed before a restart and

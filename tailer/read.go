@@ -167,6 +167,8 @@ func (f *Follower) truncated(ctx context.Context, fl *file, now fingerprint) err
 		return err
 	}
 	f.retired = append(f.retired, retired{fp: fl.fp, readEnd: fl.offset, at: time.Now()})
+	// A copy waiting for this truncation can now be decided.
+	f.needScan = true
 	f.cfg.Positions.forget(fl.source)
 	fl.source, fl.offset, fl.fp = newSource(), 0, now
 	f.cfg.Positions.track(entry{source: fl.source, path: fl.path, id: fl.id, fp: fl.fp})

@@ -1,0 +1,260 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Binaries built once for every end-to-end test in this package.
+var (
+	tailcarBin string
+	loggenBin  string
+)
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "tailcar-e2e-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	tailcarBin = filepath.Join(dir, "tailcar")
+	loggenBin = filepath.Join(dir, "loggen")
+	for _, b := range []struct{ out, pkg string }{{tailcarBin, "."}, {loggenBin, "./examples/loggen"}} {
+		cmd := exec.Command("go", "build", "-race", "-o", b.out, b.pkg)
+		cmd.Stderr = os.Stderr
+		if err := cmd.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "build", b.pkg, err)
+			os.Exit(1)
+		}
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// proc is a tailcar process under test, its stdout and stderr in files.
+type proc struct {
+	t              *testing.T
+	cmd            *exec.Cmd
+	stdout, stderr string
+	done           chan struct{}
+	code           int
+}
+
+// baseEnv is the environment every test process starts from: the
+// machine's, less any TAILCAR_ or tag variable that would leak in.
+func baseEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "TAILCAR_") || strings.HasPrefix(kv, "ALIYUN_") || strings.HasPrefix(kv, "_") {
+			continue
+		}
+		env = append(env, kv)
+	}
+	return env
+}
+
+// startTailcar runs tailcar with env added to baseEnv.
+func startTailcar(t *testing.T, env map[string]string, args ...string) *proc {
+	t.Helper()
+	dir := t.TempDir()
+	p := &proc{t: t, stdout: filepath.Join(dir, "stdout"), stderr: filepath.Join(dir, "stderr"), done: make(chan struct{})}
+	out, err := os.Create(p.stdout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errf, err := os.Create(p.stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.cmd = exec.Command(tailcarBin, args...)
+	p.cmd.Env = baseEnv()
+	for k, v := range env {
+		p.cmd.Env = append(p.cmd.Env, k+"="+v)
+	}
+	p.cmd.Stdout, p.cmd.Stderr = out, errf
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		_ = p.cmd.Wait()
+		p.code = p.cmd.ProcessState.ExitCode()
+		out.Close()
+		errf.Close()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-p.done:
+		default:
+			_ = p.cmd.Process.Kill()
+			<-p.done
+		}
+		if t.Failed() {
+			t.Logf("tailcar stderr:\n%s", p.stderrText())
+		}
+	})
+	return p
+}
+
+func (p *proc) signal(sig syscall.Signal) {
+	p.t.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		p.t.Fatalf("signal %v: %v", sig, err)
+	}
+}
+
+// wait returns the exit code, failing the test if it takes past deadline.
+func (p *proc) wait(deadline time.Duration) int {
+	p.t.Helper()
+	select {
+	case <-p.done:
+		return p.code
+	case <-time.After(deadline):
+		p.t.Fatalf("tailcar still running after %s", deadline)
+		return -1
+	}
+}
+
+func (p *proc) stderrText() string {
+	b, _ := os.ReadFile(p.stderr)
+	return string(b)
+}
+
+// records parses stdout: every line must be one JSON object.
+func (p *proc) records() []map[string]any {
+	p.t.Helper()
+	return parseRecords(p.t, p.stdout)
+}
+
+func parseRecords(t *testing.T, path string) []map[string]any {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recs []map[string]any
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(nil, 64<<20)
+	for sc.Scan() {
+		var r map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			// The last line may be half written while tailcar runs.
+			if !bytes.HasSuffix(data, []byte("\n")) && len(sc.Bytes()) > 0 {
+				break
+			}
+			t.Fatalf("stdout line is not a JSON object: %q: %v", sc.Text(), err)
+		}
+		recs = append(recs, r)
+	}
+	return recs
+}
+
+// waitFor polls cond until it holds or deadline passes.
+func waitFor(t *testing.T, deadline time.Duration, what string, cond func() bool) {
+	t.Helper()
+	end := time.Now().Add(deadline)
+	for !cond() {
+		if time.Now().After(end) {
+			t.Fatalf("timed out after %s waiting for %s", deadline, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+var seqRE = regexp.MustCompile(`seq=(\d+)`)
+
+// tally counts, for numbered lines 1..written, how many times each arrived.
+type tally struct {
+	written, received, missing, duplicated int
+	missingSeqs                            []int
+}
+
+func (c tally) String() string {
+	return fmt.Sprintf("written %d, received %d, missing %d, duplicated %d", c.written, c.received, c.missing, c.duplicated)
+}
+
+func countSeqs(messages []string, written int) tally {
+	seen := make(map[int]int)
+	c := tally{written: written}
+	for _, m := range messages {
+		if s := seqRE.FindStringSubmatch(m); s != nil {
+			n, _ := strconv.Atoi(s[1])
+			seen[n]++
+			c.received++
+		}
+	}
+	for i := 1; i <= written; i++ {
+		switch n := seen[i]; {
+		case n == 0:
+			c.missing++
+			c.missingSeqs = append(c.missingSeqs, i)
+		case n > 1:
+			c.duplicated += n - 1
+		}
+	}
+	sort.Ints(c.missingSeqs)
+	return c
+}
+
+func messages(recs []map[string]any) []string {
+	out := make([]string, 0, len(recs))
+	for _, r := range recs {
+		m, _ := r["message"].(string)
+		out = append(out, m)
+	}
+	return out
+}
+
+// appendLines writes numbered nginx-like lines from..to to path.
+func appendLines(t *testing.T, path string, from, to int) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	w := bufio.NewWriter(f)
+	for i := from; i <= to; i++ {
+		fmt.Fprintf(w, "10.0.0.1 - - [25/Nov/2026:10:00:00 +0000] \"GET /item?seq=%d HTTP/1.1\" 200 512 \"-\" \"test\"\n", i)
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// runLoggen runs the example generator to completion.
+func runLoggen(t *testing.T, args ...string) {
+	t.Helper()
+	out, err := exec.Command(loggenBin, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("loggen %v: %v\n%s", args, err, out)
+	}
+}
+
+func requireNoLoss(t *testing.T, c tally, wantDuplicates bool) {
+	t.Helper()
+	t.Logf("delivery: %s", c)
+	if c.missing != 0 {
+		first := c.missingSeqs
+		if len(first) > 20 {
+			first = first[:20]
+		}
+		t.Errorf("%d lines missing, first: %v", c.missing, first)
+	}
+	if !wantDuplicates && c.duplicated != 0 {
+		t.Errorf("%d lines duplicated", c.duplicated)
+	}
+}

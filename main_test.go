@@ -1,0 +1,341 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var podEnv = map[string]string{
+	"_pod_name_": "web-7d9f", "_pod_ip_": "10.1.2.3", "_namespace_": "shop",
+	"_node_name_": "node-1", "_node_ip_": "192.0.2.10",
+}
+
+const allEnvTags = "_pod_name_|_pod_ip_|_namespace_|_node_name_|_node_ip_"
+
+func withEnv(base map[string]string, extra map[string]string) map[string]string {
+	out := make(map[string]string, len(base)+len(extra))
+	for k, v := range base {
+		out[k] = v
+	}
+	for k, v := range extra {
+		out[k] = v
+	}
+	return out
+}
+
+// requireTags checks every record carries every pod tag and static tag.
+func requireTags(t *testing.T, recs []map[string]any, static map[string]string) {
+	t.Helper()
+	for i, r := range recs {
+		for k, v := range podEnv {
+			if r[k] != v {
+				t.Fatalf("record %d: %s = %v, want %q: %v", i, k, r[k], v, r)
+			}
+		}
+		for k, v := range static {
+			if r[k] != v {
+				t.Fatalf("record %d: static tag %s = %v, want %q", i, k, r[k], v)
+			}
+		}
+		ts, _ := r["@timestamp"].(string)
+		if _, err := time.Parse(time.RFC3339Nano, ts); err != nil || !strings.Contains(ts, ".") || !strings.HasSuffix(ts, "Z") {
+			t.Fatalf("record %d: @timestamp %q is not RFC 3339 UTC with sub-second digits", i, ts)
+		}
+		if _, ok := r["file"].(string); !ok {
+			t.Fatalf("record %d has no file: %v", i, r)
+		}
+	}
+}
+
+// Ensure lines on disk at start, appended while running, and appended
+// during the drain delay after SIGTERM are all shipped exactly once with
+// every tag, and that tailcar exits 0 no sooner than the delay.
+func TestRun_ShipsExistingAppendedAndDrainDelayLines(t *testing.T) {
+	dir := t.TempDir()
+	log := filepath.Join(dir, "access.log")
+	appendLines(t, log, 1, 1000)
+	const delay = 2 * time.Second
+	p := startTailcar(t, withEnv(podEnv, map[string]string{
+		"TAILCAR_PATHS":       filepath.Join(dir, "*.log"),
+		"TAILCAR_ENV_TAGS":    allEnvTags,
+		"TAILCAR_TAGS":        "cluster=prod-eu,team=shop",
+		"TAILCAR_DRAIN_DELAY": delay.String(),
+		"TAILCAR_BATCH_WAIT":  "100ms",
+	}))
+	waitFor(t, 20*time.Second, "the 1000 lines on disk", func() bool { return len(p.records()) >= 1000 })
+
+	runLoggen(t, "--path", log, "--total-count", "1000", "--start-seq", "1001", "--logs-per-sec", "0")
+	waitFor(t, 20*time.Second, "the 1000 appended lines", func() bool { return len(p.records()) >= 2000 })
+
+	p.signal(syscall.SIGTERM)
+	signalled := time.Now()
+	waitFor(t, 10*time.Second, "the drain to begin", func() bool { return strings.Contains(p.stderrText(), "drain begun") })
+	runLoggen(t, "--path", log, "--total-count", "200", "--start-seq", "2001", "--logs-per-sec", "400")
+
+	if code := p.wait(30 * time.Second); code != 0 {
+		t.Fatalf("exit code %d, want 0", code)
+	}
+	if took := time.Since(signalled); took < delay {
+		t.Errorf("exited %s after SIGTERM, before the %s drain delay", took, delay)
+	}
+	recs := p.records()
+	requireNoLoss(t, countSeqs(messages(recs), 2200), false)
+	if len(recs) != 2200 {
+		t.Errorf("got %d records, want 2200", len(recs))
+	}
+	requireTags(t, recs, map[string]string{"cluster": "prod-eu", "team": "shop"})
+}
+
+// Ensure a logtail sidecar's env works unchanged: with only
+// ALIYUN_LOG_ENV_TAGS set, the same tags appear.
+func TestRun_AliyunEnvTagsFallback(t *testing.T) {
+	dir := t.TempDir()
+	appendLines(t, filepath.Join(dir, "app.log"), 1, 50)
+	p := startTailcar(t, withEnv(podEnv, map[string]string{
+		"TAILCAR_PATHS":       filepath.Join(dir, "*.log"),
+		"ALIYUN_LOG_ENV_TAGS": allEnvTags,
+		"TAILCAR_DRAIN_DELAY": "0s",
+	}))
+	waitFor(t, 20*time.Second, "50 records", func() bool { return len(p.records()) >= 50 })
+	p.signal(syscall.SIGTERM)
+	if code := p.wait(20 * time.Second); code != 0 {
+		t.Fatalf("exit code %d, want 0", code)
+	}
+	recs := p.records()
+	requireNoLoss(t, countSeqs(messages(recs), 50), false)
+	requireTags(t, recs, nil)
+}
+
+// Ensure the exit file (Jobs on clusters without native sidecars) starts
+// the drain, everything written before it is shipped, and the exit is 0.
+func TestRun_ExitFileDrainsAndExitsZero(t *testing.T) {
+	dir := t.TempDir()
+	log := filepath.Join(dir, "job.log")
+	done := filepath.Join(dir, "done")
+	p := startTailcar(t, withEnv(podEnv, map[string]string{
+		"TAILCAR_PATHS":       log,
+		"TAILCAR_ENV_TAGS":    allEnvTags,
+		"TAILCAR_EXIT_ON":     done,
+		"TAILCAR_DRAIN_DELAY": "1s",
+	}))
+	waitFor(t, 10*time.Second, "tailcar to start", func() bool { return strings.Contains(p.stderrText(), "tailcar started") })
+	runLoggen(t, "--path", log, "--total-count", "500", "--logs-per-sec", "1000", "--done-file", done)
+	if code := p.wait(30 * time.Second); code != 0 {
+		t.Fatalf("exit code %d, want 0", code)
+	}
+	if !strings.Contains(p.stderrText(), "exit file") {
+		t.Errorf("the drain was not started by the exit file:\n%s", p.stderrText())
+	}
+	recs := p.records()
+	requireNoLoss(t, countSeqs(messages(recs), 500), false)
+	requireTags(t, recs, nil)
+}
+
+func runProbe(t *testing.T, env map[string]string) (int, string) {
+	t.Helper()
+	cmd := exec.Command(tailcarBin, "probe")
+	cmd.Env = baseEnv()
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	out, err := cmd.Output()
+	code := 0
+	if err != nil {
+		ee, ok := err.(*exec.ExitError)
+		if !ok {
+			t.Fatal(err)
+		}
+		code = ee.ExitCode()
+	}
+	return code, strings.TrimSpace(string(out))
+}
+
+// Ensure the probe is healthy for an idle instance, unhealthy once a
+// frozen one has shown no life for TAILCAR_PROBE_MAX_AGE, healthy again
+// after SIGCONT, and unhealthy after kill -9.
+func TestProbe_FollowsTheRunnersLife(t *testing.T) {
+	dir := t.TempDir()
+	env := map[string]string{
+		"TAILCAR_PATHS":         filepath.Join(dir, "*.log"),
+		"TAILCAR_PROBE_MAX_AGE": "2s",
+	}
+	if code, why := runProbe(t, env); code != 1 {
+		t.Fatalf("probe before start: exit %d (%s), want 1", code, why)
+	}
+	p := startTailcar(t, env)
+	waitFor(t, 10*time.Second, "a healthy probe", func() bool { code, _ := runProbe(t, env); return code == 0 })
+
+	p.signal(syscall.SIGSTOP)
+	waitFor(t, 15*time.Second, "an unhealthy probe while frozen", func() bool { code, _ := runProbe(t, env); return code == 1 })
+	_, why := runProbe(t, env)
+	if !strings.Contains(why, "frozen") {
+		t.Errorf("probe says %q; want it to say why", why)
+	}
+
+	p.signal(syscall.SIGCONT)
+	waitFor(t, 10*time.Second, "a healthy probe after SIGCONT", func() bool { code, _ := runProbe(t, env); return code == 0 })
+
+	p.signal(syscall.SIGKILL)
+	p.wait(10 * time.Second)
+	if code, why := runProbe(t, env); code != 1 {
+		t.Fatalf("probe after kill -9: exit %d (%s), want 1", code, why)
+	}
+}
+
+// Ensure the probe stays healthy while the backend is down: waiting for a
+// backend is not being wedged, and a restart would not help.
+func TestProbe_HealthyWhileBackendDown(t *testing.T) {
+	dir := t.TempDir()
+	log := filepath.Join(dir, "app.log")
+	appendLines(t, log, 1, 20000)
+	env := map[string]string{
+		"TAILCAR_PATHS":         log,
+		"TAILCAR_SINK":          "http",
+		"TAILCAR_SINK_URL":      "http://127.0.0.1:9/nothing-listens-here",
+		"TAILCAR_PROBE_MAX_AGE": "2s",
+		"TAILCAR_BATCH_BYTES":   "64KiB",
+		"TAILCAR_DRAIN_DELAY":   "0s",
+		"TAILCAR_DRAIN_TIMEOUT": "1s",
+	}
+	p := startTailcar(t, env)
+	waitFor(t, 10*time.Second, "the first failed send", func() bool { return strings.Contains(p.stderrText(), "send failed") })
+	// Stay down for several probe periods: every probe must pass.
+	end := time.Now().Add(3 * 2 * time.Second)
+	for time.Now().Before(end) {
+		if code, why := runProbe(t, env); code != 0 {
+			t.Fatalf("probe failed while the backend was down: %s", why)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	p.signal(syscall.SIGTERM)
+	// Nothing could be delivered before the drain timeout: exit 1.
+	if code := p.wait(30 * time.Second); code != 1 {
+		t.Fatalf("exit code %d, want 1 (records undelivered)", code)
+	}
+}
+
+// Ensure an invalid configuration gives exit 2 and one stderr line that
+// names the variable, for run and probe alike, before anything starts.
+func TestRun_InvalidConfigurationExitsTwo(t *testing.T) {
+	dir := t.TempDir()
+	paths := filepath.Join(dir, "*.log")
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		want string
+	}{
+		{"paths missing", map[string]string{}, "TAILCAR_PATHS"},
+		{"paths empty", map[string]string{"TAILCAR_PATHS": " , "}, "TAILCAR_PATHS"},
+		{"bad duration", map[string]string{"TAILCAR_PATHS": paths, "TAILCAR_DRAIN_DELAY": "abc"}, `TAILCAR_DRAIN_DELAY: invalid duration "abc"`},
+		{"bad size", map[string]string{"TAILCAR_PATHS": paths, "TAILCAR_BATCH_BYTES": "lots"}, "TAILCAR_BATCH_BYTES"},
+		{"bad bool", map[string]string{"TAILCAR_PATHS": paths, "TAILCAR_TLS_INSECURE": "maybe"}, "TAILCAR_TLS_INSECURE"},
+		{"bad start", map[string]string{"TAILCAR_PATHS": paths, "TAILCAR_START_AT": "middle"}, "TAILCAR_START_AT"},
+		{"bad sink", map[string]string{"TAILCAR_PATHS": paths, "TAILCAR_SINK": "kafka"}, "TAILCAR_SINK"},
+		{"no url", map[string]string{"TAILCAR_PATHS": paths, "TAILCAR_SINK": "http"}, "TAILCAR_SINK_URL"},
+		{"bad url", map[string]string{"TAILCAR_PATHS": paths, "TAILCAR_SINK": "loki", "TAILCAR_SINK_URL": "ftp://x"}, "TAILCAR_SINK_URL"},
+		{"bad compression", map[string]string{"TAILCAR_PATHS": paths, "TAILCAR_COMPRESSION": "lz4"}, "TAILCAR_COMPRESSION"},
+		{"bad regexp", map[string]string{"TAILCAR_PATHS": paths, "TAILCAR_MULTILINE_START": "(["}, "TAILCAR_MULTILINE_START"},
+		{"bad level", map[string]string{"TAILCAR_PATHS": paths, "TAILCAR_LOG_LEVEL": ""}, "TAILCAR_LOG_LEVEL"},
+		{"bad tags", map[string]string{"TAILCAR_PATHS": paths, "TAILCAR_TAGS": "novalue"}, "TAILCAR_TAGS"},
+		{"shadowing tag", map[string]string{"TAILCAR_PATHS": paths, "TAILCAR_TAGS": "message=x"}, "TAILCAR_TAGS"},
+		{"zero wait", map[string]string{"TAILCAR_PATHS": paths, "TAILCAR_BATCH_WAIT": "0s"}, "TAILCAR_BATCH_WAIT"},
+		{"missing CA", map[string]string{"TAILCAR_PATHS": paths, "TAILCAR_SINK": "http", "TAILCAR_SINK_URL": "https://127.0.0.1:1", "TAILCAR_TLS_CA": "/nonexistent.pem"}, "TAILCAR_TLS_CA"},
+		{"secret twice", map[string]string{"TAILCAR_PATHS": paths, "TAILCAR_SINK_TOKEN": "a", "TAILCAR_SINK_TOKEN_FILE": "/etc/hostname"}, "TAILCAR_SINK_TOKEN_FILE"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, cmd := range []string{"run", "probe"} {
+				if cmd == "probe" && tc.name == "missing CA" {
+					continue // the probe builds no sink
+				}
+				c := exec.Command(tailcarBin, cmd)
+				c.Env = baseEnv()
+				for k, v := range tc.env {
+					c.Env = append(c.Env, k+"="+v)
+				}
+				var stderr bytes.Buffer
+				c.Stderr = &stderr
+				err := c.Run()
+				ee, ok := err.(*exec.ExitError)
+				if !ok || ee.ExitCode() != 2 {
+					t.Fatalf("%s: err %v, want exit 2; stderr %q", cmd, err, stderr.String())
+				}
+				lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+				if len(lines) != 1 || !strings.HasPrefix(lines[0], "tailcar: ") || !strings.Contains(lines[0], tc.want) {
+					t.Fatalf("%s: stderr %q, want one line naming %s", cmd, stderr.String(), tc.want)
+				}
+			}
+		})
+	}
+}
+
+// Ensure a misspelt TAILCAR_ variable is named in a warning, and the
+// service-link variables of a Service named tailcar are not.
+func TestRun_WarnsAboutUnknownVariables(t *testing.T) {
+	dir := t.TempDir()
+	p := startTailcar(t, map[string]string{
+		"TAILCAR_PATHS":         filepath.Join(dir, "*.log"),
+		"TAILCAR_DRAIN_DELAYS":  "5s",
+		"TAILCAR_PORT":          "tcp://10.0.0.1:2020",
+		"TAILCAR_PORT_2020_TCP": "tcp://10.0.0.1:2020",
+		"TAILCAR_SERVICE_HOST":  "10.0.0.1",
+		"TAILCAR_SERVICE_PORT":  "2020",
+		"TAILCAR_DRAIN_DELAY":   "0s",
+	})
+	waitFor(t, 10*time.Second, "start", func() bool { return strings.Contains(p.stderrText(), "tailcar started") })
+	p.signal(syscall.SIGTERM)
+	if code := p.wait(20 * time.Second); code != 0 {
+		t.Fatalf("exit code %d, want 0", code)
+	}
+	stderr := p.stderrText()
+	if !strings.Contains(stderr, `"variable":"TAILCAR_DRAIN_DELAYS"`) {
+		t.Errorf("no warning names TAILCAR_DRAIN_DELAYS:\n%s", stderr)
+	}
+	for _, name := range []string{"TAILCAR_PORT", "TAILCAR_PORT_2020_TCP", "TAILCAR_SERVICE_HOST", "TAILCAR_SERVICE_PORT"} {
+		if strings.Contains(stderr, `"variable":"`+name+`"`) {
+			t.Errorf("service-link variable %s was warned about", name)
+		}
+	}
+}
+
+// Ensure the README's variable table is exactly what `tailcar env`
+// prints, so neither can drift from the code.
+func TestEnv_ReadmeTableMatchesTheBinary(t *testing.T) {
+	out, err := exec.Command(tailcarBin, "env", "--markdown").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(readme, out) {
+		t.Fatalf("README.md does not hold the table of `tailcar env --markdown`; paste it:\n%s", out)
+	}
+	plain, err := exec.Command(tailcarBin, "env").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"TAILCAR_PATHS", "TAILCAR_SINK_URL", "TAILCAR_PROBE_MAX_AGE", "ALIYUN_LOG_ENV_TAGS", "TAILCAR_ES_API_KEY_FILE"} {
+		if !bytes.Contains(plain, []byte(name)) {
+			t.Errorf("tailcar env does not list %s", name)
+		}
+	}
+}
+
+// Ensure `tailcar version` names the version, commit and Go version and
+// needs no configuration.
+func TestVersion(t *testing.T) {
+	out, err := exec.Command(tailcarBin, "version").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(out); !strings.HasPrefix(got, "tailcar ") || !strings.Contains(got, "go1.") || !strings.Contains(got, "commit") {
+		t.Fatalf("version printed %q", got)
+	}
+}

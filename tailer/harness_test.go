@@ -1,0 +1,211 @@
+package tailer
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// collector is a Handler that records every line and acks it at once, as
+// a sink that accepts everything would.
+type collector struct {
+	mu    sync.Mutex
+	lines []Line
+	pos   *Positions
+	// ackUpTo, when positive, stops acking after that many lines, as if
+	// the rest were in flight when the process died.
+	ackUpTo int
+}
+
+func (c *collector) Handle(_ context.Context, l Line) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	l.Text = append([]byte(nil), l.Text...)
+	c.lines = append(c.lines, l)
+	if c.ackUpTo == 0 || len(c.lines) <= c.ackUpTo {
+		c.pos.Ack(l.Source, l.End)
+	}
+	return nil
+}
+
+func (c *collector) snapshot() []Line {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]Line(nil), c.lines...)
+}
+
+func (c *collector) texts() []string {
+	var out []string
+	for _, l := range c.snapshot() {
+		out = append(out, string(l.Text))
+	}
+	return out
+}
+
+// running is a Follower running in the background.
+type running struct {
+	f      *Follower
+	c      *collector
+	finish chan struct{}
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func testConfig(t *testing.T, dir string, patterns ...string) Config {
+	t.Helper()
+	pos, err := LoadPositions(filepath.Join(dir, ".tailcar-positions"), zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range patterns {
+		patterns[i] = filepath.Join(dir, p)
+	}
+	return Config{
+		Patterns: patterns, MaxRecordBytes: 1 << 20, Positions: pos, Log: testLogger(t),
+		RescanInterval: 100 * time.Millisecond, RotateWait: 500 * time.Millisecond,
+		MultilineWait: 200 * time.Millisecond,
+	}
+}
+
+func testLogger(t *testing.T) zerolog.Logger {
+	if os.Getenv("TAILCAR_TEST_LOG") != "" {
+		return zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.DebugLevel)
+	}
+	return zerolog.Nop()
+}
+
+func startFollower(t *testing.T, cfg Config) *running {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &running{
+		f: NewFollower(cfg), c: &collector{pos: cfg.Positions},
+		finish: make(chan struct{}), cancel: cancel, done: make(chan error, 1),
+	}
+	go func() { r.done <- r.f.Run(ctx, r.finish, r.c) }()
+	t.Cleanup(func() {
+		cancel()
+		<-r.done
+	})
+	return r
+}
+
+// stop drains the follower as tailcar does at shutdown and waits for it.
+func (r *running) stop(t *testing.T) {
+	t.Helper()
+	close(r.finish)
+	select {
+	case err := <-r.done:
+		r.done <- err
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("follower did not finish its drain")
+	}
+}
+
+// kill stops the follower as kill -9 would: no drain, no final save.
+func (r *running) kill() {
+	r.cancel()
+	err := <-r.done
+	r.done <- err
+}
+
+func waitFor(t *testing.T, deadline time.Duration, what string, cond func() bool) {
+	t.Helper()
+	end := time.Now().Add(deadline)
+	for !cond() {
+		if time.Now().After(end) {
+			t.Fatalf("timed out after %s waiting for %s", deadline, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func line(n int) string {
+	return fmt.Sprintf("10.0.0.%d - - [25/Nov/2026:10:00:00 +0000] \"GET /item?seq=%d HTTP/1.1\" 200 %d", n%250, n, 100+n%900)
+}
+
+// writeLines appends numbered lines from..to to w.
+func writeLines(t *testing.T, w *os.File, from, to int) {
+	t.Helper()
+	bw := bufio.NewWriter(w)
+	for i := from; i <= to; i++ {
+		bw.WriteString(line(i))
+		bw.WriteByte('\n')
+	}
+	if err := bw.Flush(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func appendFile(t *testing.T, path string, from, to int) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	writeLines(t, f, from, to)
+}
+
+var seqRE = regexp.MustCompile(`seq=(\d+)`)
+
+// tally is the verdict of a delivery test on numbered lines.
+type tally struct {
+	written, received, missing, duplicated int
+	firstMissing                           []int
+}
+
+func (c tally) String() string {
+	return fmt.Sprintf("written %d, received %d, missing %d, duplicated %d", c.written, c.received, c.missing, c.duplicated)
+}
+
+func count(texts []string, written int) tally {
+	seen := make(map[int]int)
+	c := tally{written: written}
+	for _, s := range texts {
+		if m := seqRE.FindStringSubmatch(s); m != nil {
+			n, _ := strconv.Atoi(m[1])
+			seen[n]++
+			c.received++
+		}
+	}
+	for i := 1; i <= written; i++ {
+		switch n := seen[i]; {
+		case n == 0:
+			c.missing++
+			if len(c.firstMissing) < 20 {
+				c.firstMissing = append(c.firstMissing, i)
+			}
+		case n > 1:
+			c.duplicated += n - 1
+		}
+	}
+	return c
+}
+
+// requireExactlyOnce fails unless every line 1..written arrived once.
+func requireExactlyOnce(t *testing.T, texts []string, written int) {
+	t.Helper()
+	c := count(texts, written)
+	t.Logf("delivery: %s", c)
+	if c.missing != 0 || c.duplicated != 0 || c.received != written {
+		t.Fatalf("want every line exactly once; %s; first missing %v", c, c.firstMissing)
+	}
+}
+
+// waitCount waits until n numbered lines have arrived.
+func waitCount(t *testing.T, r *running, n int) {
+	t.Helper()
+	waitFor(t, 30*time.Second, fmt.Sprintf("%d lines", n), func() bool { return count(r.c.texts(), n).received >= n })
+}
