@@ -48,16 +48,17 @@ func (p *Pulse) age(now time.Time) time.Duration {
 
 // Heartbeat keeps the heartbeat file fresh while every pulse is.
 type Heartbeat struct {
-	path   string
-	maxAge time.Duration
-	pulses []*Pulse
-	log    zerolog.Logger
+	path       string
+	maxAge     time.Duration
+	stallAfter time.Duration
+	pulses     []*Pulse
+	log        zerolog.Logger
 }
 
 // NewHeartbeat returns a Heartbeat writing path; the probe fails when the
 // file is older than maxAge.
 func NewHeartbeat(path string, maxAge time.Duration, log zerolog.Logger, pulses ...*Pulse) *Heartbeat {
-	return &Heartbeat{path: path, maxAge: maxAge, pulses: pulses, log: log}
+	return &Heartbeat{path: path, maxAge: maxAge, stallAfter: StallAfter, pulses: pulses, log: log}
 }
 
 // Run writes the heartbeat until ctx ends, then removes it: a stopped
@@ -99,7 +100,7 @@ func (h *Heartbeat) Run(ctx context.Context) error {
 
 func (h *Heartbeat) stalled(now time.Time) string {
 	for _, p := range h.pulses {
-		if p.age(now) > StallAfter {
+		if p.age(now) > h.stallAfter {
 			return p.name
 		}
 	}

@@ -1,0 +1,120 @@
+package enrich
+
+import (
+	"encoding/json"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+)
+
+var readAt = time.Date(2026, 11, 24, 10, 0, 0, 123456789, time.UTC)
+
+// Ensure a record has exactly the contract's shape: @timestamp, message,
+// file, the tags in order, and truncated only when cut.
+func TestEncoder_RecordShape(t *testing.T) {
+	enc, err := NewEncoder([]Tag{{"_pod_name_", "web-7d9f"}, {"_namespace_", "shop"}, {"team", "a\"b"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := string(enc.AppendRecord(nil, readAt, "/var/log/nginx/access.log", []byte(`10.0.0.1 - - "GET / HTTP/1.1" 200`), false))
+	want := `{"@timestamp":"2026-11-24T10:00:00.123456789Z","message":"10.0.0.1 - - \"GET / HTTP/1.1\" 200","file":"/var/log/nginx/access.log","_pod_name_":"web-7d9f","_namespace_":"shop","team":"a\"b"}`
+	if got != want {
+		t.Fatalf("got  %s\nwant %s", got, want)
+	}
+	cut := string(enc.AppendRecord(nil, time.Date(2026, 1, 2, 3, 4, 5, 0, time.FixedZone("x", 3600)), "f", []byte("m"), true))
+	if !strings.HasPrefix(cut, `{"@timestamp":"2026-01-02T02:04:05.000000000Z"`) || !strings.HasSuffix(cut, `,"truncated":true}`) {
+		t.Fatalf("got %s: want UTC with sub-second digits and truncated", cut)
+	}
+}
+
+// Ensure a tag can neither shadow a record field nor repeat.
+func TestNewEncoder_RefusesClashingTags(t *testing.T) {
+	for _, tags := range [][]Tag{{{"message", "x"}}, {{"@timestamp", "x"}}, {{"file", "x"}}, {{"a", "1"}, {"a", "2"}}} {
+		if _, err := NewEncoder(tags); err == nil {
+			t.Errorf("NewEncoder(%v) accepted", tags)
+		}
+	}
+}
+
+func TestAppendString(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"plain text", `"plain text"`},
+		{`quote " and backslash \`, `"quote \" and backslash \\"`},
+		{"new\nline\ttab\rcr", `"new\nline\ttab\rcr"`},
+		{"nul\x00esc\x1bdel\x7f", `"nul\u0000esc\u001bdel\u007f"`},
+		{"héllo wörld 日本語 🚀", `"héllo wörld 日本語 🚀"`},
+		{"bad \xff\xfe byte", `"bad \ufffd\ufffd byte"`},
+		{"cut \xe6\x97", `"cut \ufffd\ufffd"`},
+		{"sep \u2028 \u2029", `"sep \u2028 \u2029"`},
+		{"", `""`},
+	} {
+		if got := string(AppendString(nil, []byte(tc.in))); got != tc.want {
+			t.Errorf("AppendString(%q) = %s, want %s", tc.in, got, tc.want)
+		}
+	}
+}
+
+// checkRecord asserts a record of message decodes, and that its message is
+// the input with each invalid byte replaced by U+FFFD and nothing else.
+func checkRecord(t *testing.T, enc *Encoder, msg []byte) {
+	t.Helper()
+	rec := enc.AppendRecord(nil, readAt, "/p", msg, false)
+	var got map[string]any
+	if err := json.Unmarshal(rec, &got); err != nil {
+		t.Fatalf("invalid JSON for %q: %v: %s", msg, err, rec)
+	}
+	// Converting to runes replaces each invalid byte with U+FFFD, as the
+	// encoder does.
+	if want := string([]rune(string(msg))); got["message"] != want {
+		t.Fatalf("message %q, want %q", got["message"], want)
+	}
+}
+
+// Ensure any bytes at all make a valid JSON record whose message keeps
+// every valid rune.
+func TestAppendRecord_AlwaysValidJSON(t *testing.T) {
+	enc, _ := NewEncoder([]Tag{{"t", "v"}})
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 5000 {
+		msg := make([]byte, rng.IntN(64))
+		for i := range msg {
+			msg[i] = byte(rng.IntN(256))
+		}
+		checkRecord(t, enc, msg)
+	}
+}
+
+func FuzzAppendRecord(f *testing.F) {
+	for _, s := range []string{"", "a", "\xff", "\"\\\n", "日本\xe6\x97", "\x00\x1f\x7f"} {
+		f.Add([]byte(s))
+	}
+	enc, _ := NewEncoder([]Tag{{"t", "v"}})
+	f.Fuzz(func(t *testing.T, msg []byte) { checkRecord(t, enc, msg) })
+}
+
+// Ensure encoding a record allocates nothing once the buffer has grown:
+// this runs for every line.
+func TestAppendRecord_NoAllocations(t *testing.T) {
+	enc, _ := NewEncoder([]Tag{{"_pod_name_", "web"}, {"_namespace_", "shop"}})
+	msg := []byte(`10.0.0.1 - - [24/Nov/2026:10:00:00 +0000] "GET /api/v1/items?seq=42 HTTP/1.1" 200 512 "-" "Mozilla/5.0 \xff"`)
+	buf := make([]byte, 0, 4096)
+	now := time.Now()
+	if n := testing.AllocsPerRun(1000, func() {
+		buf = enc.AppendRecord(buf[:0], now, "/var/log/nginx/access.log", msg, false)
+	}); n != 0 {
+		t.Fatalf("AppendRecord allocates %.1f times per record, want 0", n)
+	}
+}
+
+func BenchmarkAppendRecord(b *testing.B) {
+	enc, _ := NewEncoder([]Tag{{"_pod_name_", "web"}, {"_namespace_", "shop"}})
+	msg := []byte(`10.0.0.1 - - [24/Nov/2026:10:00:00 +0000] "GET /api/v1/items?seq=42 HTTP/1.1" 200 512 "-" "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36"`)
+	buf := make([]byte, 0, 4096)
+	now := time.Now()
+	b.ReportAllocs()
+	b.SetBytes(int64(len(msg)))
+	for b.Loop() {
+		buf = enc.AppendRecord(buf[:0], now, "/var/log/nginx/access.log", msg, false)
+	}
+}
