@@ -20,7 +20,10 @@ import (
 // Binaries built once for every end-to-end test in this package.
 var (
 	tailcarBin string
-	loggenBin  string
+	// tailcarPlainBin is built without the race detector, whose shadow
+	// memory would make any RSS figure meaningless.
+	tailcarPlainBin string
+	loggenBin       string
 )
 
 func TestMain(m *testing.M) {
@@ -30,9 +33,17 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	tailcarBin = filepath.Join(dir, "tailcar")
+	tailcarPlainBin = filepath.Join(dir, "tailcar-plain")
 	loggenBin = filepath.Join(dir, "loggen")
-	for _, b := range []struct{ out, pkg string }{{tailcarBin, "."}, {loggenBin, "./examples/loggen"}} {
-		cmd := exec.Command("go", "build", "-race", "-o", b.out, b.pkg)
+	for _, b := range []struct {
+		out, pkg string
+		race     bool
+	}{{tailcarBin, ".", true}, {tailcarPlainBin, ".", false}, {loggenBin, "./examples/loggen", false}} {
+		args := []string{"build", "-o", b.out}
+		if b.race {
+			args = append(args, "-race")
+		}
+		cmd := exec.Command("go", append(args, b.pkg)...)
 		cmd.Stderr = os.Stderr
 		if err := cmd.Run(); err != nil {
 			fmt.Fprintln(os.Stderr, "build", b.pkg, err)
@@ -66,8 +77,21 @@ func baseEnv() []string {
 	return env
 }
 
-// startTailcar runs tailcar with env added to baseEnv.
+// startTailcar runs tailcar, built with the race detector, with env added
+// to baseEnv.
 func startTailcar(t *testing.T, env map[string]string, args ...string) *proc {
+	t.Helper()
+	return startBinary(t, tailcarBin, env, args...)
+}
+
+// startTailcarPlain runs tailcar built without the race detector, for
+// tests that measure memory.
+func startTailcarPlain(t *testing.T, env map[string]string, args ...string) *proc {
+	t.Helper()
+	return startBinary(t, tailcarPlainBin, env, args...)
+}
+
+func startBinary(t *testing.T, bin string, env map[string]string, args ...string) *proc {
 	t.Helper()
 	dir := t.TempDir()
 	p := &proc{t: t, stdout: filepath.Join(dir, "stdout"), stderr: filepath.Join(dir, "stderr"), done: make(chan struct{})}
@@ -79,7 +103,7 @@ func startTailcar(t *testing.T, env map[string]string, args ...string) *proc {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.cmd = exec.Command(tailcarBin, args...)
+	p.cmd = exec.Command(bin, args...)
 	p.cmd.Env = baseEnv()
 	for k, v := range env {
 		p.cmd.Env = append(p.cmd.Env, k+"="+v)
