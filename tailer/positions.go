@@ -21,9 +21,11 @@ const positionsVersion = 1
 
 // Defaults for checkpointing.
 const (
-	// DefaultSaveInterval is how often acked positions are written. Lines
-	// acked but not yet saved are shipped again after a crash, never lost.
-	DefaultSaveInterval = time.Second
+	// DefaultSaveInterval is how often acked positions are written, when
+	// they changed. Lines acked but not yet saved are shipped again after a
+	// crash, never lost; a short interval keeps that repeat small, and an
+	// idle tailcar writes nothing.
+	DefaultSaveInterval = 200 * time.Millisecond
 	// pruneAfter is how long an entry is kept for a file no longer
 	// followed: long enough for a rotated copy to be recognised.
 	pruneAfter = 24 * time.Hour
