@@ -9,7 +9,7 @@ CACHE      := $(CURDIR)/.cache
 VL_VERSION := v1.52.1
 VL_BIN     := $(CACHE)/bin/victoria-logs-$(VL_VERSION)
 
-.PHONY: all build demo test deps vet fmt-check clean
+.PHONY: all build demo test deps vet fmt-check clean nxadm-verdict
 
 all: build
 
@@ -45,6 +45,10 @@ $(VL_BIN):
 	@mkdir -p $(CACHE)/bin $(CACHE)/vl-build
 	GOBIN=$(CACHE)/vl-build $(GO) install github.com/VictoriaMetrics/VictoriaLogs/app/victoria-logs@$(VL_VERSION)
 	mv $(CACHE)/vl-build/victoria-logs $@
+
+## nxadm-verdict: measure nxadm/tail on our rotation scenarios (evidence, not a test)
+nxadm-verdict:
+	cd bench/nxadm && $(GO) run . -runs 2
 
 clean:
 	rm -rf bin
