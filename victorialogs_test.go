@@ -171,7 +171,7 @@ func TestSinks_VictoriaLogsOutage(t *testing.T) {
 			vl := startVictoriaLogs(t)
 			dir := t.TempDir()
 			log := filepath.Join(dir, "access.log")
-			const rate, total = 1500, 30000 // 20 s of lines; 15,000 written during the outage
+			const rate, total = 2500, 50000 // 20 s of lines; 25,000 queued on disk during the outage
 			p := startTailcarPlain(t, withEnv(podEnv, map[string]string{
 				"TAILCAR_PATHS":       log,
 				"TAILCAR_ENV_TAGS":    allEnvTags,

@@ -491,3 +491,68 @@ func TestFollower_ExcludeAndOwnFiles(t *testing.T) {
 		t.Fatalf("got %d records, want the 20 of a.log", n)
 	}
 }
+
+// Ensure the record cap applies to a joined multiline record: it is cut,
+// marked, and the record after it is intact.
+func TestFollower_MultilineIsCapped(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "app.log")
+	cfg := testConfig(t, dir, "app.log")
+	cfg.Multiline = regexp.MustCompile(`^START`)
+	cfg.MaxRecordBytes = 100
+	var b strings.Builder
+	b.WriteString("START long trace\n")
+	for range 50 {
+		b.WriteString("\tat frame.of.a.deep.stack(Frame.java:1)\n")
+	}
+	b.WriteString("START next\n")
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := startFollower(t, cfg)
+	waitFor(t, 10*time.Second, "two records", func() bool { return len(r.c.texts()) >= 2 })
+	r.stop(t)
+	got := r.c.snapshot()
+	if len(got) != 2 || len(got[0].Text) != 100 || !got[0].Truncated || string(got[1].Text) != "START next" || got[1].Truncated {
+		t.Fatalf("got %d records: %q", len(got), r.c.texts())
+	}
+}
+
+// Ensure entries of files no longer followed are pruned once old, and the
+// entries of followed files are kept however old.
+func TestPositions_PruneDropsOnlyOldUnfollowed(t *testing.T) {
+	p, err := LoadPositions(filepath.Join(t.TempDir(), "pos"), testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.track(entry{source: 1, path: "/a"})
+	p.track(entry{source: 2, path: "/b"})
+	p.track(entry{source: 3, path: "/c"})
+	future := time.Now().Add(pruneAfter + time.Hour)
+	p.prune(map[uint64]bool{1: true}, future)
+	if _, ok := p.Offset(1); !ok {
+		t.Error("the followed file's entry was pruned")
+	}
+	for _, src := range []uint64{2, 3} {
+		if _, ok := p.Offset(src); ok {
+			t.Errorf("entry %d survived the prune", src)
+		}
+	}
+	p.track(entry{source: 4, path: "/d"})
+	p.prune(nil, time.Now())
+	if _, ok := p.Offset(4); !ok {
+		t.Error("a fresh entry was pruned")
+	}
+	// Saved and loaded again, an entry keeps everything it needs.
+	p.Ack(4, 1234)
+	if err := p.Save(); err != nil {
+		t.Fatal(err)
+	}
+	q, err := LoadPositions(p.Path(), testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if off, ok := q.Offset(4); !ok || off != 1234 {
+		t.Errorf("after a reload: offset %d, %v", off, ok)
+	}
+}
