@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -225,6 +226,11 @@ func (c *Config) validate() error {
 	} {
 		if d.v < 0 || d.positive && d.v == 0 {
 			return bad(d.key, "must be more than 0, not %s", d.v)
+		}
+	}
+	if c.MetricsAddr != "" {
+		if _, port, err := net.SplitHostPort(c.MetricsAddr); err != nil || port == "" {
+			return bad("METRICS_ADDR", "invalid listen address %q: want host:port or :port", c.MetricsAddr)
 		}
 	}
 	// zerolog.ParseLevel("") gives NoLevel, which would silence nothing

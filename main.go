@@ -7,10 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -125,12 +127,16 @@ func newSink(cfg *Config, stdout io.Writer) (ship.Sink, error) {
 // pipeline turns tailer lines into records and hands them to the shipper:
 // the tailer → enrich → ship path, one line at a time, without allocating.
 type pipeline struct {
-	enc     *enrich.Encoder
-	shipper *ship.Shipper
-	buf     []byte
+	enc       *enrich.Encoder
+	shipper   *ship.Shipper
+	buf       []byte
+	truncated atomic.Int64 // records cut at TAILCAR_MAX_RECORD_BYTES
 }
 
 func (p *pipeline) Handle(ctx context.Context, l tailer.Line) error {
+	if l.Truncated {
+		p.truncated.Add(1)
+	}
 	now := time.Now()
 	p.buf = p.enc.AppendRecord(p.buf[:0], now, l.Path, l.Text, l.Truncated)
 	return p.shipper.Add(ctx, p.buf, ship.Ack{Source: l.Source, Offset: l.End}, now)
@@ -160,10 +166,11 @@ func runAgent(cfg *Config, sink ship.Sink, log zerolog.Logger) int {
 		return exitBadConfig
 	}
 	followerPulse, senderPulse := probe.NewPulse("follower"), probe.NewPulse("sender")
+	m := newMetrics(cfg.heartbeatPath(), cfg.ProbeMaxAge)
 	shipper := ship.NewShipper(ship.Config{
 		Sink: sink, Acker: positionsAcker{positions}, Log: log.With().Str("sink", cfg.Sink).Logger(),
 		BatchBytes: int(cfg.BatchBytes), BatchWait: cfg.BatchWait,
-		SenderPulse: senderPulse, ProducerPulse: followerPulse,
+		SenderPulse: senderPulse, ProducerPulse: followerPulse, Observer: m,
 	})
 	follower := tailer.NewFollower(tailer.Config{
 		Patterns: cfg.Paths, Exclude: cfg.Exclude, StartAtEnd: cfg.StartAt == "end",
@@ -171,26 +178,38 @@ func runAgent(cfg *Config, sink ship.Sink, log zerolog.Logger) int {
 		Positions: positions, Log: log, Pulse: followerPulse,
 	})
 	heartbeat := probe.NewHeartbeat(cfg.heartbeatPath(), cfg.ProbeMaxAge, log, followerPulse, senderPulse)
+	pipe := &pipeline{enc: enc, shipper: shipper}
+	m.attach(follower, shipper, positions, pipe)
 
-	// Checkpoints and the heartbeat live until the very end.
+	// Checkpoints, the heartbeat and metrics live until the very end.
 	bgCtx, stopBackground := context.WithCancel(context.Background())
 	var background errgroup.Group
 	background.Go(func() error { return positions.Run(bgCtx, tailer.DefaultSaveInterval) })
 	background.Go(func() error { return heartbeat.Run(bgCtx) })
+	if cfg.MetricsAddr != "" {
+		l, err := net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			stopBackground()
+			_ = background.Wait()
+			log.Error().Err(err).Msg("cannot serve metrics")
+			return exitUndelivered
+		}
+		background.Go(func() error { return m.serve(bgCtx, l) })
+	}
 
 	// The pipeline runs until finish is closed; abort is the hard stop at
 	// the drain timeout.
 	pipeCtx, abort := context.WithCancel(context.Background())
 	defer abort()
 	finish := make(chan struct{})
-	pipe, pctx := errgroup.WithContext(pipeCtx)
-	pipe.Go(func() error {
+	running, pctx := errgroup.WithContext(pipeCtx)
+	running.Go(func() error {
 		defer shipper.Close()
-		return follower.Run(pctx, finish, &pipeline{enc: enc, shipper: shipper})
+		return follower.Run(pctx, finish, pipe)
 	})
-	pipe.Go(func() error { return shipper.Run(pctx) })
+	running.Go(func() error { return shipper.Run(pctx) })
 	pipeDone := make(chan error, 1)
-	go func() { pipeDone <- pipe.Wait() }()
+	go func() { pipeDone <- running.Wait() }()
 	log.Info().Strs("paths", cfg.Paths).Str("sink", cfg.Sink).Str("positions", positions.Path()).Str("version", version).Msg("tailcar started")
 
 	// 1. Run until a signal, the exit file, or a failure.
@@ -206,7 +225,9 @@ func runAgent(cfg *Config, sink ship.Sink, log zerolog.Logger) int {
 		pipeEnded = true
 		reason = "pipeline failed"
 	}
+	drainStarted := time.Now()
 	log.Info().Str("reason", reason).Dur("delay", cfg.DrainDelay).Dur("timeout", cfg.DrainTimeout).Msg("drain begun")
+	m.drain.Store(drainDelay)
 
 	// 2. Keep following for the drain delay, so the app's last lines leave;
 	// a second signal cuts it short.
@@ -224,6 +245,7 @@ func runAgent(cfg *Config, sink ship.Sink, log zerolog.Logger) int {
 
 	// 3. Stop finding files, read each to its current end, deliver, all
 	// within the drain timeout.
+	m.drain.Store(drainFinal)
 	if !pipeEnded {
 		close(finish)
 		hardStop := time.AfterFunc(cfg.DrainTimeout, abort)
@@ -246,7 +268,8 @@ func runAgent(cfg *Config, sink ship.Sink, log zerolog.Logger) int {
 	}
 	summary.Int64("lines_read", fs.Lines).Int64("records_shipped", st.Delivered).
 		Int64("records_dropped", st.Dropped).Int64("records_undelivered", undelivered).
-		Int64("retries", st.Retries).Dur("uptime", time.Since(started)).Int("exit_code", code).
+		Int64("records_resent_on_retry", st.Resent).Int64("retries", st.Retries).
+		Dur("drain_took", time.Since(drainStarted)).Dur("uptime", time.Since(started)).Int("exit_code", code).
 		Msg("drain ended")
 	return code
 }

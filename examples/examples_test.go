@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -35,7 +36,7 @@ func documents(t *testing.T, path string) [][]byte {
 
 // podSpec strictly decodes a document (unknown or repeated fields fail)
 // and returns its Pod spec.
-func podSpec(t *testing.T, doc []byte) (kind string, spec corev1.PodSpec) {
+func podSpec(t *testing.T, doc []byte) (kind string, annotations map[string]string, spec corev1.PodSpec) {
 	t.Helper()
 	var meta struct{ Kind string }
 	if err := yaml.Unmarshal(doc, &meta); err != nil {
@@ -50,18 +51,18 @@ func podSpec(t *testing.T, doc []byte) (kind string, spec corev1.PodSpec) {
 	case "Pod":
 		var p corev1.Pod
 		strict(&p)
-		return meta.Kind, p.Spec
+		return meta.Kind, p.Annotations, p.Spec
 	case "Job":
 		var j batchv1.Job
 		strict(&j)
-		return meta.Kind, j.Spec.Template.Spec
+		return meta.Kind, j.Spec.Template.Annotations, j.Spec.Template.Spec
 	case "Deployment":
 		var d appsv1.Deployment
 		strict(&d)
-		return meta.Kind, d.Spec.Template.Spec
+		return meta.Kind, d.Spec.Template.Annotations, d.Spec.Template.Spec
 	}
 	t.Fatalf("unexpected kind %q", meta.Kind)
-	return "", corev1.PodSpec{}
+	return "", nil, corev1.PodSpec{}
 }
 
 // downwardAPI is what the five logtail tags must be filled from.
@@ -190,6 +191,23 @@ func checkTailcar(t *testing.T, spec corev1.PodSpec, c corev1.Container) {
 	}
 }
 
+// checkScrape asserts the metrics port is served, exposed and annotated
+// for Prometheus, all three the same.
+func checkScrape(t *testing.T, annotations map[string]string, c corev1.Container) {
+	t.Helper()
+	addr, _ := envValue(c, "TAILCAR_METRICS_ADDR")
+	_, port, _ := strings.Cut(addr, ":")
+	exposed := false
+	for _, p := range c.Ports {
+		if p.Name == "metrics" && strconv.Itoa(int(p.ContainerPort)) == port {
+			exposed = true
+		}
+	}
+	if port == "" || !exposed || annotations["prometheus.io/scrape"] != "true" || annotations["prometheus.io/port"] != port {
+		t.Errorf("metrics: TAILCAR_METRICS_ADDR %q, container ports %v, annotations %v disagree", addr, c.Ports, annotations)
+	}
+}
+
 func TestExamples(t *testing.T) {
 	files, err := filepath.Glob("*.yaml")
 	if err != nil || len(files) < 4 {
@@ -199,13 +217,14 @@ func TestExamples(t *testing.T) {
 		t.Run(file, func(t *testing.T) {
 			sidecars := 0
 			for _, doc := range documents(t, file) {
-				kind, spec := podSpec(t, doc)
+				kind, annotations, spec := podSpec(t, doc)
 				c, native, ok := findTailcar(spec)
 				if !ok {
 					continue // the logtail "before" half of the migration
 				}
 				sidecars++
 				checkTailcar(t, spec, c)
+				checkScrape(t, annotations, c)
 				switch file {
 				case "job-native-sidecar.yaml":
 					if kind != "Job" || !native {

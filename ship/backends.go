@@ -122,12 +122,20 @@ func (s *Elasticsearch) Send(ctx context.Context, b *Batch) error {
 	if retry > 0 {
 		// The next attempt sends only what is left.
 		b.bodyReady = false
-		return fmt.Errorf("bulk: %d of %d documents to retry", retry, len(sent))
+		return &bulkItemsError{retry: retry, sent: len(sent)}
 	}
 	if sample != "" && b.dropped == len(b.Records) {
 		return &RejectedError{Status: 400, Sample: sample}
 	}
 	return nil
+}
+
+// bulkItemsError says that some documents of a bulk request were refused
+// with 429 or 5xx and are to be sent again.
+type bulkItemsError struct{ retry, sent int }
+
+func (e *bulkItemsError) Error() string {
+	return fmt.Sprintf("bulk: %d of %d documents to retry", e.retry, e.sent)
 }
 
 // Loki posts to the push API as JSON. Every record of a batch shares the

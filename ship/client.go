@@ -141,7 +141,7 @@ func (p *poster) post(ctx context.Context, target, contentType string, body []by
 // will not change by sending the same body again.
 func classify(resp *http.Response, sample []byte) error {
 	status := resp.StatusCode
-	err := fmt.Errorf("backend answered %s: %s", resp.Status, bytes.TrimSpace(sample))
+	err := &StatusError{Status: status, Answer: string(bytes.TrimSpace(sample))}
 	if status == http.StatusTooManyRequests || status == http.StatusRequestTimeout || status >= 500 {
 		if after, ok := parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
 			return &RetryAfterError{After: after, Err: err}
@@ -149,6 +149,17 @@ func classify(resp *http.Response, sample []byte) error {
 		return err
 	}
 	return &RejectedError{Status: status, Sample: string(bytes.TrimSpace(sample))}
+}
+
+// StatusError is a backend's answer asking to try again later: 408, 429
+// or a 5xx.
+type StatusError struct {
+	Status int
+	Answer string // the start of the answer, for the log
+}
+
+func (e *StatusError) Error() string {
+	return fmt.Sprintf("backend answered %d %s: %s", e.Status, http.StatusText(e.Status), e.Answer)
 }
 
 // parseRetryAfter reads a Retry-After header: delay-seconds or an HTTP date.

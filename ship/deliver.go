@@ -81,14 +81,21 @@ func (s *Shipper) deliver(ctx context.Context, b *Batch) error {
 	if len(b.Records) == 0 {
 		return nil
 	}
+	s.inFlightSince.Store(b.Records[0].Time)
+	defer s.inFlightSince.Store(0)
 	backoff := s.cfg.MinBackoff
 	var failingSince time.Time
 	attempts := 0
 	for {
 		attempts++
+		if attempts > 1 {
+			s.resent.Add(int64(len(b.Records)))
+		}
+		started := time.Now()
 		actx, cancel := context.WithTimeout(ctx, s.cfg.AttemptTimeout)
 		err := s.cfg.Sink.Send(actx, b)
 		cancel()
+		s.cfg.Observer.Attempt(time.Since(started), len(b.Records), err)
 		if err == nil {
 			if !failingSince.IsZero() {
 				s.cfg.Log.Info().Int("attempts", attempts).Dur("down_for", time.Since(failingSince)).Msg("backend recovered")
@@ -96,6 +103,7 @@ func (s *Shipper) deliver(ctx context.Context, b *Batch) error {
 			s.batches.Add(1)
 			s.delivered.Add(int64(len(b.Records) - b.dropped))
 			s.dropped.Add(int64(b.dropped))
+			s.poison.Add(int64(b.dropped))
 			s.ack(b)
 			return nil
 		}
@@ -111,6 +119,7 @@ func (s *Shipper) deliver(ctx context.Context, b *Batch) error {
 			}
 			s.batches.Add(1)
 			s.dropped.Add(int64(len(b.Records)))
+			s.rejected.Add(int64(len(b.Records)))
 			s.ack(b)
 			return nil
 		}
@@ -134,6 +143,32 @@ func (s *Shipper) deliver(ctx context.Context, b *Batch) error {
 			return fmt.Errorf("%d records left undelivered: %w", s.added.Load()-s.delivered.Load()-s.dropped.Load(), err)
 		}
 	}
+}
+
+// ErrorClass names the kind of a send error for metrics: timeout, network,
+// http_408, http_429, http_5xx, http_4xx (rejected) or bulk_items (some
+// documents of a bulk request to retry).
+func ErrorClass(err error) string {
+	var rejected *RejectedError
+	var status *StatusError
+	var items *bulkItemsError
+	switch {
+	case errors.As(err, &rejected):
+		return "http_4xx"
+	case errors.As(err, &status):
+		switch {
+		case status.Status == 408:
+			return "http_408"
+		case status.Status == 429:
+			return "http_429"
+		}
+		return "http_5xx"
+	case errors.As(err, &items):
+		return "bulk_items"
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timeout"
+	}
+	return "network"
 }
 
 // jitter spreads retries from many sidecars over [d/2, d), so that a

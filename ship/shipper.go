@@ -30,6 +30,12 @@ type Pulse interface {
 	Beat()
 }
 
+// Observer is told how every send attempt went: metrics implement it.
+// err is nil when the sink accepted the batch; ErrorClass names it.
+type Observer interface {
+	Attempt(took time.Duration, records int, err error)
+}
+
 // Sink delivers a batch. Send returns nil once the backend has accepted
 // every record, a *RejectedError when retrying cannot help, and any other
 // error when the same batch should be sent again.
@@ -101,11 +107,19 @@ type Config struct {
 	// blocked in Add: while the backend is down both are waiting, not
 	// wedged, and a liveness check must see them alive.
 	SenderPulse, ProducerPulse Pulse
+	// Observer, when set, is told about every attempt.
+	Observer Observer
 }
 
 // Stats counts what the Shipper did.
 type Stats struct {
-	Added, Delivered, Dropped, Retries, Batches int64
+	Added, Delivered, Batches int64
+	// Dropped is every record dropped: Rejected (whole batches refused
+	// with a 4xx) plus Poison (single documents a bulk answer refused).
+	Dropped, Rejected, Poison int64
+	// Retries counts attempts after the first; Resent the records they
+	// carried again.
+	Retries, Resent int64
 }
 
 // Shipper batches records and delivers them in order through one sink.
@@ -121,7 +135,10 @@ type Shipper struct {
 	cur    *Batch // the batch being filled, nil when none
 	closed bool
 
-	added, delivered, dropped, retries, batches atomic.Int64
+	added, delivered, dropped, rejected, poison, retries, resent, batches atomic.Int64
+	// inFlightSince is when the oldest record of the batch being sent was
+	// read, Unix nanoseconds; 0 when none is.
+	inFlightSince atomic.Int64
 
 	// rejectLogged is touched only by Run's goroutine.
 	rejectLogged map[int]bool
@@ -150,6 +167,9 @@ func NewShipper(cfg Config) *Shipper {
 	if cfg.ProducerPulse == nil {
 		cfg.ProducerPulse = noPulse{}
 	}
+	if cfg.Observer == nil {
+		cfg.Observer = noObserver{}
+	}
 	s := &Shipper{
 		cfg:   cfg,
 		free:  make(chan *Batch, cfg.Batches),
@@ -167,6 +187,10 @@ func NewShipper(cfg Config) *Shipper {
 type noPulse struct{}
 
 func (noPulse) Beat() {}
+
+type noObserver struct{}
+
+func (noObserver) Attempt(time.Duration, int, error) {}
 
 // Add appends one encoded record (without newline), read at readAt, whose
 // delivery acks ack.
@@ -252,9 +276,26 @@ func (s *Shipper) Stats() Stats {
 		Added:     s.added.Load(),
 		Delivered: s.delivered.Load(),
 		Dropped:   s.dropped.Load(),
+		Rejected:  s.rejected.Load(),
+		Poison:    s.poison.Load(),
 		Retries:   s.retries.Load(),
+		Resent:    s.resent.Load(),
 		Batches:   s.batches.Load(),
 	}
+}
+
+// OldestUnacked returns when the oldest record not yet acknowledged was
+// read, or the zero time when every record is.
+func (s *Shipper) OldestUnacked() time.Time {
+	if t := s.inFlightSince.Load(); t != 0 {
+		return time.Unix(0, t)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cur != nil && len(s.cur.Records) > 0 {
+		return time.Unix(0, s.cur.Records[0].Time)
+	}
+	return time.Time{}
 }
 
 // Run sends batches in order until Close has been called and the queue is

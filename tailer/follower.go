@@ -102,9 +102,20 @@ type Config struct {
 	MaxOpen                                   int
 }
 
-// Stats counts what the Follower read.
+// Stats counts what the Follower read and saw.
 type Stats struct {
 	Lines, Bytes, Files int64
+	// Rotations seen, by kind: the path now leads to another file
+	// (Renamed), to none (Deleted), the file shrank or was rewritten
+	// (Truncated), a new file was a copy of one followed (Copied).
+	Renamed, Deleted, Truncated, Copied int64
+}
+
+// FileState is one followed file as of the last scan.
+type FileState struct {
+	Path   string
+	Source uint64
+	Size   int64
 }
 
 // Follower finds files and follows them. Run does the work.
@@ -129,7 +140,11 @@ type Follower struct {
 	win     window
 	scratch []byte
 
-	lines, bytes, followed atomic.Int64
+	lines, bytes, followed               atomic.Int64
+	renamed, deleted, truncations, copies atomic.Int64
+	// states is what Files returns, replaced at every scan so that a
+	// metrics scrape never touches the loop's own state.
+	states atomic.Pointer[[]FileState]
 }
 
 // retired is a generation ended by truncation, kept so that its
@@ -176,7 +191,18 @@ func (noPulse) Beat() {}
 
 // Stats returns the counters so far.
 func (f *Follower) Stats() Stats {
-	return Stats{Lines: f.lines.Load(), Bytes: f.bytes.Load(), Files: f.followed.Load()}
+	return Stats{
+		Lines: f.lines.Load(), Bytes: f.bytes.Load(), Files: f.followed.Load(),
+		Renamed: f.renamed.Load(), Deleted: f.deleted.Load(), Truncated: f.truncations.Load(), Copied: f.copies.Load(),
+	}
+}
+
+// Files returns the files followed as of the last scan.
+func (f *Follower) Files() []FileState {
+	if p := f.states.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 // Run follows files and hands their records to out until finish is closed;
@@ -369,9 +395,11 @@ func (f *Follower) scan(ctx context.Context, initial bool) error {
 	found := f.glob()
 	clear(f.deferred)
 
+	sizes := make(map[fileID]int64, len(f.files))
 	for id, fl := range f.files {
 		c, ok := found[id]
 		if ok {
+			sizes[id] = c.size
 			delete(found, id)
 			if c.path != fl.path {
 				f.cfg.Log.Info().Str("from", fl.path).Str("path", c.path).Msg("file renamed; still followed")
@@ -394,7 +422,17 @@ func (f *Follower) scan(ctx context.Context, initial bool) error {
 			if f.byPath[fl.path] == fl {
 				delete(f.byPath, fl.path)
 			}
-			f.cfg.Log.Info().Str("path", fl.path).Msg("file rotated or removed; reading it to its end")
+			if fl.f != nil && linked(fl.f) {
+				f.renamed.Add(1)
+				from := fl.path
+				if name, ok := f.nameOf(fl); ok {
+					fl.path = name
+				}
+				f.cfg.Log.Info().Str("from", from).Str("path", fl.path).Msg("file rotated away; reading it to its end")
+			} else {
+				f.deleted.Add(1)
+				f.cfg.Log.Info().Str("path", fl.path).Msg("file deleted; reading it to its end")
+			}
 			if fl.f == nil && !f.findMoved(fl) {
 				f.letGo(fl, "gone while closed")
 				continue
@@ -417,10 +455,22 @@ func (f *Follower) scan(ctx context.Context, initial bool) error {
 	f.closeIdle()
 
 	keep := make(map[uint64]bool, len(f.files))
-	for _, fl := range f.files {
+	states := make([]FileState, 0, len(f.files))
+	for id, fl := range f.files {
 		keep[fl.source] = true
 		f.cfg.Positions.update(fl.source, fl.path, fl.fp, now)
+		size, ok := sizes[id]
+		if !ok {
+			size = fl.offset
+			if fl.f != nil {
+				if fi, err := fl.f.Stat(); err == nil {
+					size = fi.Size()
+				}
+			}
+		}
+		states = append(states, FileState{Path: fl.path, Source: fl.source, Size: size})
 	}
+	f.states.Store(&states)
 	f.cfg.Positions.prune(keep, now)
 	f.retired = slices.DeleteFunc(f.retired, func(r retired) bool { return now.Sub(r.at) > retiredKeep })
 	f.followed.Store(int64(len(f.files)))
@@ -496,6 +546,7 @@ func (f *Follower) start(ctx context.Context, c candidate, initial bool, byID ma
 		}
 		switch {
 		case isCopy:
+			f.copies.Add(1)
 			fl.offset = offset
 			how = "copy of " + origin + "; resuming where the original had been read"
 		case initial && f.cfg.StartAtEnd:
@@ -651,6 +702,25 @@ func (f *Follower) findMoved(fl *file) bool {
 	return false
 }
 
+// nameOf finds fl's current name, by identity, in the directory where
+// rotation leaves it.
+func (f *Follower) nameOf(fl *file) (string, bool) {
+	dir := filepath.Dir(fl.path)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return "", false
+	}
+	for _, de := range entries {
+		path := filepath.Join(dir, de.Name())
+		if fi, err := os.Stat(path); err == nil {
+			if id, ok := idOf(fi); ok && id == fl.id {
+				return path, true
+			}
+		}
+	}
+	return "", false
+}
+
 // retireFinished lets go of rotated files that have been read to their end
 // and have not grown for RotateWait.
 func (f *Follower) retireFinished(ctx context.Context, now time.Time) error {
@@ -677,14 +747,7 @@ func (f *Follower) retireFinished(ctx context.Context, now time.Time) error {
 // renamed one's is kept (and pruned later), so that a pattern that starts
 // matching it does not read it again.
 func (f *Follower) letGo(fl *file, why string) {
-	deleted := true
-	if fl.f != nil {
-		if fi, err := fl.f.Stat(); err == nil {
-			if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Nlink > 0 {
-				deleted = false
-			}
-		}
-	}
+	deleted := fl.f == nil || !linked(fl.f)
 	f.closeFile(fl)
 	fl.gone = true
 	delete(f.files, fl.id)
@@ -695,6 +758,16 @@ func (f *Follower) letGo(fl *file, why string) {
 		f.cfg.Positions.forget(fl.source)
 	}
 	f.cfg.Log.Info().Str("path", fl.path).Str("why", why).Msg("file closed")
+}
+
+// linked reports whether an open file still has a name.
+func linked(fd *os.File) bool {
+	fi, err := fd.Stat()
+	if err != nil {
+		return false
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	return ok && st.Nlink > 0
 }
 
 func (f *Follower) setPath(fl *file, path string) {

@@ -162,6 +162,7 @@ func (f *Follower) readFile(ctx context.Context, fl *file, limit int64, final bo
 // remembered so that its copytruncate copy, if the patterns match it,
 // resumes where it had been read.
 func (f *Follower) truncated(ctx context.Context, fl *file, now fingerprint) error {
+	f.truncations.Add(1)
 	f.cfg.Log.Info().Str("path", fl.path).Int64("read_to", fl.offset).Msg("file truncated; reading it again from its start")
 	if err := f.flushFile(ctx, fl); err != nil {
 		return err
