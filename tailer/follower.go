@@ -140,7 +140,7 @@ type Follower struct {
 	win     window
 	scratch []byte
 
-	lines, bytes, followed               atomic.Int64
+	lines, bytes, followed                atomic.Int64
 	renamed, deleted, truncations, copies atomic.Int64
 	// states is what Files returns, replaced at every scan so that a
 	// metrics scrape never touches the loop's own state.
