@@ -9,7 +9,7 @@ CACHE      := $(CURDIR)/.cache
 VL_VERSION := v1.52.1
 VL_BIN     := $(CACHE)/bin/victoria-logs-$(VL_VERSION)
 
-.PHONY: all build demo test deps vet fmt-check clean nxadm-verdict
+.PHONY: all build demo test deps vet fmt-check clean nxadm-verdict bench
 
 all: build
 
@@ -45,6 +45,13 @@ $(VL_BIN):
 	@mkdir -p $(CACHE)/bin $(CACHE)/vl-build
 	GOBIN=$(CACHE)/vl-build $(GO) install github.com/VictoriaMetrics/VictoriaLogs/app/victoria-logs@$(VL_VERSION)
 	mv $(CACHE)/vl-build/victoria-logs $@
+
+## bench: W1 throughput vs the floor, W2 many files, W3 idle (metrics off and on), stop time; prints a table, never fails on speed
+bench: build
+	$(GO) build -o bin/floor ./bench/floor
+	$(GO) build -o bin/benchrun ./bench/run
+	$(GO) test -run '^$$' -bench . -benchtime 20x ./tailer ./enrich ./ship
+	./bin/benchrun -tailcar bin/tailcar -floor bin/floor
 
 ## nxadm-verdict: measure nxadm/tail on our rotation scenarios (evidence, not a test)
 nxadm-verdict:

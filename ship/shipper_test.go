@@ -574,3 +574,25 @@ func TestShipper_AddDoesNotAllocate(t *testing.T) {
 		t.Fatalf("Add allocates %.2f times per record", n)
 	}
 }
+
+func BenchmarkCompressor(b *testing.B) {
+	var batch []byte
+	for i := 0; len(batch) < 1<<20; i++ {
+		batch = fmt.Appendf(batch, `{"@timestamp":"2026-11-24T10:00:00.123456789Z","message":"10.0.0.%d - - [24/Nov/2026:10:00:00 +0000] \"GET /api/v1/items?seq=%d HTTP/1.1\" 200 %d","file":"/var/log/nginx/access.log","_pod_name_":"web"}`+"\n", i%250, i, 100+i%900)
+	}
+	for _, kind := range []string{CompressionGzip, CompressionZstd} {
+		b.Run(kind, func(b *testing.B) {
+			c, err := NewCompressor(kind)
+			if err != nil {
+				b.Fatal(err)
+			}
+			var out []byte
+			b.ReportAllocs()
+			b.SetBytes(int64(len(batch)))
+			for b.Loop() {
+				out, _ = c.Append(out[:0], batch)
+			}
+			b.ReportMetric(float64(len(out))/float64(len(batch)), "ratio")
+		})
+	}
+}

@@ -73,6 +73,13 @@ const (
 	// readBudget is how much one file may read before the others get a
 	// turn, so a busy file does not starve quiet ones.
 	readBudget = 1 << 20
+	// DefaultSettle is how long file events gather before the files they
+	// name are read. An app writing line by line makes an event per line;
+	// reading on each would cost a wake-up, a stat and a read per line.
+	// While the loop waits, the kernel merges repeated events, so 100 lines
+	// a second cost ten reads, not a hundred. Batches wait longer than this
+	// anyway (TAILCAR_BATCH_WAIT).
+	DefaultSettle = 100 * time.Millisecond
 	// retiredKeep is how long a truncated generation is remembered to
 	// recognise its copytruncate copy appearing after the truncation.
 	retiredKeep = 10 * time.Minute
@@ -98,8 +105,8 @@ type Config struct {
 	Log       zerolog.Logger
 	Pulse     Pulse
 	// Zero values mean the defaults above.
-	RescanInterval, RotateWait, MultilineWait time.Duration
-	MaxOpen                                   int
+	RescanInterval, RotateWait, MultilineWait, Settle time.Duration
+	MaxOpen                                           int
 }
 
 // Stats counts what the Follower read and saw.
@@ -123,12 +130,13 @@ type Follower struct {
 	cfg    Config
 	ignore string // prefix of tailcar's own files
 
-	out     Handler
-	files   map[fileID]*file
-	byPath  map[string]*file
-	dirty   []*file
-	open    int
-	retired []retired
+	out      Handler
+	files    map[fileID]*file
+	byPath   map[string]*file
+	dirty    []*file
+	settling []*file // named by events, to be read when the settle timer fires
+	open     int
+	retired  []retired
 
 	watcher   *fsnotify.Watcher
 	watched   map[string]bool
@@ -168,6 +176,9 @@ func NewFollower(cfg Config) *Follower {
 	}
 	if cfg.MaxOpen <= 0 {
 		cfg.MaxOpen = DefaultMaxOpen
+	}
+	if cfg.Settle <= 0 {
+		cfg.Settle = DefaultSettle
 	}
 	if cfg.Pulse == nil {
 		cfg.Pulse = noPulse{}
@@ -234,6 +245,9 @@ func (f *Follower) Run(ctx context.Context, finish <-chan struct{}, out Handler)
 	// so events, scans and the stop are still seen during a backlog.
 	ready := make(chan struct{})
 	close(ready)
+	settle := time.NewTimer(f.cfg.Settle)
+	settle.Stop()
+	settling := false
 	for {
 		f.cfg.Pulse.Beat()
 		if err := f.readDirty(ctx); err != nil {
@@ -247,14 +261,31 @@ func (f *Follower) Run(ctx context.Context, finish <-chan struct{}, out Handler)
 		if len(f.dirty) > 0 {
 			more = ready
 		}
+		// While events settle, none are taken: fsnotify's reader waits on
+		// its channel and the kernel merges the repeated modify events of a
+		// file into one, so a line-by-line writer costs no wake-up per line.
+		incoming := events
+		if settling {
+			incoming = nil
+		}
 		select {
 		case <-more:
 		case <-finish:
 			return f.drain(ctx)
 		case <-ctx.Done():
 			return ctx.Err()
-		case ev := <-events:
+		case ev := <-incoming:
 			f.onEvent(ev)
+			if len(f.settling) > 0 && !settling {
+				settle.Reset(f.cfg.Settle)
+				settling = true
+			}
+		case <-settle.C:
+			settling = false
+			for _, fl := range f.settling {
+				f.markDirty(fl)
+			}
+			f.settling = f.settling[:0]
 		case err := <-watchErrors:
 			// An overflow loses events; the scan finds what they would
 			// have said.
@@ -282,8 +313,9 @@ func (f *Follower) Run(ctx context.Context, finish <-chan struct{}, out Handler)
 }
 
 func (f *Follower) onEvent(ev fsnotify.Event) {
-	if fl, ok := f.byPath[ev.Name]; ok {
-		f.markDirty(fl)
+	if fl, ok := f.byPath[ev.Name]; ok && !fl.settling {
+		fl.settling = true
+		f.settling = append(f.settling, fl)
 	}
 	if f.deferred[ev.Name] {
 		f.needScan = true
@@ -297,6 +329,7 @@ func (f *Follower) onEvent(ev fsnotify.Event) {
 }
 
 func (f *Follower) markDirty(fl *file) {
+	fl.settling = false
 	if !fl.dirty {
 		fl.dirty = true
 		f.dirty = append(f.dirty, fl)

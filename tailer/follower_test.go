@@ -142,9 +142,12 @@ func TestFollower_RotateCopyTruncateUnderLoad(t *testing.T) {
 	r := startFollower(t, cfg)
 	n := 0
 	for gen := 1; gen <= 5; gen++ {
-		writeLines(t, w, n+1, n+20000)
+		writeLines(t, w, n+1, n+20000) // a burst the follower is behind on
 		n += 20000
 		copyTruncate(t, path)
+		// Rotations are hours apart in life; here, only as far apart as it
+		// takes to notice the copy, while the backlog is still being read.
+		waitFor(t, 10*time.Second, "the copy to be followed", func() bool { return isFollowing(t, cfg, path+".1") })
 	}
 	writeLines(t, w, n+1, n+1000)
 	n += 1000

@@ -76,6 +76,8 @@ func testConfig(t *testing.T, dir string, patterns ...string) Config {
 	}
 }
 
+func testLoggerTB() zerolog.Logger { return zerolog.Nop() }
+
 func testLogger(t *testing.T) zerolog.Logger {
 	if os.Getenv("TAILCAR_TEST_LOG") != "" {
 		return zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.DebugLevel)

@@ -21,9 +21,10 @@ type file struct {
 	// newline is not consumed: it is read again, whole, once complete.
 	offset int64
 
-	rotated bool // the pattern no longer leads here: finish, then let go
-	dirty   bool // queued for reading
-	gone    bool // let go; ignore stale references
+	rotated  bool // the pattern no longer leads here: finish, then let go
+	dirty    bool // queued for reading
+	settling bool // named by an event, read when events have settled
+	gone     bool // let go; ignore stale references
 
 	lastGrowth time.Time // last time reading found new bytes
 	lastActive time.Time

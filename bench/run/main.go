@@ -1,0 +1,410 @@
+// Command run is `make bench`: it runs tailcar and the floor program on the
+// workloads of the performance issue against a receiver on 127.0.0.1 and
+// prints one table. It measures; it never fails on speed.
+//
+//	W1  1,000,000 numbered ~200-byte nginx lines on tmpfs, read from the
+//	    start, 2 env tags, NDJSON over HTTP with gzip: lines per CPU-second
+//	    (user+sys of the shipper), peak RSS, wall time until the receiver
+//	    has every line. The floor does the same with nothing else.
+//	W2  200 files at 50 lines/s each, 20 s.
+//	W3  100 lines/s for 60 s (idle), with metrics off and on.
+//	Stop: SIGTERM with the backend up, time to exit beyond the drain delay.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/klauspost/compress/gzip"
+)
+
+func main() {
+	tailcar := flag.String("tailcar", "bin/tailcar", "tailcar binary")
+	floor := flag.String("floor", "bin/floor", "floor binary")
+	lines := flag.Int("lines", 1000000, "W1 lines")
+	idle := flag.Duration("idle", 60*time.Second, "W3 duration")
+	flag.Parse()
+	b := &bench{tailcar: *tailcar, floor: *floor}
+	if err := b.run(*lines, *idle); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+type bench struct {
+	tailcar, floor string
+	recv           *receiver
+	rows           []row
+}
+
+type row struct {
+	workload, program       string
+	lines                   int
+	cpu, wall               time.Duration
+	peakRSSKiB              int64
+	missing                 int
+	linesPerCPUs, millicore float64
+	note                    string
+}
+
+// receiver decompresses every body and counts lines, and which numbered
+// lines arrived, so a run that loses lines cannot pass for a fast one.
+type receiver struct {
+	addr  string
+	count atomic.Int64
+	mu    sync.Mutex
+	seen  []bool
+}
+
+func newReceiver() (*receiver, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	r := &receiver{addr: l.Addr().String()}
+	go http.Serve(l, r)
+	return r, nil
+}
+
+func (r *receiver) reset(n int) {
+	r.mu.Lock()
+	r.seen = make([]bool, n+1)
+	r.mu.Unlock()
+	r.count.Store(0)
+}
+
+var seqKey = []byte("seq=")
+
+func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	var body io.Reader = req.Body
+	if req.Header.Get("Content-Encoding") == "gzip" {
+		zr, err := gzip.NewReader(req.Body)
+		if err != nil {
+			http.Error(w, err.Error(), 400)
+			return
+		}
+		body = zr
+	}
+	data, err := io.ReadAll(body)
+	if err != nil {
+		http.Error(w, err.Error(), 400)
+		return
+	}
+	n := 0
+	r.mu.Lock()
+	for len(data) > 0 {
+		i := bytes.IndexByte(data, '\n')
+		if i < 0 {
+			i = len(data)
+		}
+		line := data[:i]
+		data = data[min(i+1, len(data)):]
+		n++
+		if j := bytes.Index(line, seqKey); j >= 0 {
+			k := j + 4
+			v := 0
+			for k < len(line) && line[k] >= '0' && line[k] <= '9' {
+				v = v*10 + int(line[k]-'0')
+				k++
+			}
+			if v < len(r.seen) {
+				r.seen[v] = true
+			}
+		}
+	}
+	r.mu.Unlock()
+	r.count.Add(int64(n))
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (r *receiver) missing(n int) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m := 0
+	for i := 1; i <= n && i < len(r.seen); i++ {
+		if !r.seen[i] {
+			m++
+		}
+	}
+	return m
+}
+
+// nginxLine is one numbered, realistic line of about 200 bytes.
+func nginxLine(dst []byte, n int) []byte {
+	return fmt.Appendf(dst, "10.%d.%d.%d - - [25/Nov/2026:10:00:00 +0000] \"GET /api/v1/items/%d?seq=%d HTTP/1.1\" 200 %d \"https://shop.example.com/\" \"Mozilla/5.0 (X11; Linux x86_64) Chrome/126.0\"\n",
+		n%256, (n/256)%256, n%200, n%9973, n, 200+n%5000)
+}
+
+func writeLines(path string, from, to int) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriterSize(f, 1<<20)
+	var buf []byte
+	for i := from; i <= to; i++ {
+		buf = nginxLine(buf[:0], i)
+		w.Write(buf)
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	return f.Close()
+}
+
+// cpuOf reads a running process's user+sys time.
+func cpuOf(pid int) time.Duration {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name, which is in parentheses.
+	f := strings.Fields(string(data[bytes.LastIndexByte(data, ')')+2:]))
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * time.Second / 100 // USER_HZ
+}
+
+func rssOf(pid int) (cur, peak int64) {
+	data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	for _, l := range strings.Split(string(data), "\n") {
+		f := strings.Fields(l)
+		if len(f) < 2 {
+			continue
+		}
+		v, _ := strconv.ParseInt(f[1], 10, 64)
+		switch f[0] {
+		case "VmRSS:":
+			cur = v
+		case "VmHWM:":
+			peak = v
+		}
+	}
+	return cur, peak
+}
+
+func (b *bench) tailcarEnv(dir string, paths string, extra ...string) []string {
+	env := []string{
+		"PATH=" + os.Getenv("PATH"),
+		"TAILCAR_PATHS=" + paths,
+		"TAILCAR_POSITIONS=" + filepath.Join(dir, "positions"),
+		"TAILCAR_SINK=http",
+		"TAILCAR_SINK_URL=http://" + b.recv.addr + "/",
+		"TAILCAR_ENV_TAGS=_pod_name_|_namespace_",
+		"_pod_name_=web-7d9f", "_namespace_=shop",
+		"TAILCAR_DRAIN_DELAY=0s",
+		"TAILCAR_LOG_LEVEL=warn",
+	}
+	return append(env, extra...)
+}
+
+func waitCount(r *receiver, n int, limit time.Duration) bool {
+	end := time.Now().Add(limit)
+	for r.count.Load() < int64(n) {
+		if time.Now().After(end) {
+			return false
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	return true
+}
+
+// w1 runs one shipper over the prepared file and measures it.
+func (b *bench) w1(program string, cmd *exec.Cmd, lines int) row {
+	b.recv.reset(lines)
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return row{workload: "W1", program: program, note: err.Error()}
+	}
+	ok := waitCount(b.recv, lines, 5*time.Minute)
+	wall := time.Since(start)
+	if program == "tailcar" {
+		cmd.Process.Signal(syscall.SIGTERM)
+	}
+	cmd.Wait()
+	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	cpu := cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	r := row{workload: "W1", program: program, lines: int(b.recv.count.Load()), cpu: cpu, wall: wall,
+		peakRSSKiB: ru.Maxrss, missing: b.recv.missing(lines)}
+	r.linesPerCPUs = float64(lines) / cpu.Seconds()
+	if !ok {
+		r.note = "timed out"
+	}
+	return r
+}
+
+// steady runs tailcar while lines are appended at a steady rate to n
+// files, and measures its CPU over the window.
+func (b *bench) steady(workload string, files, perFileRate int, d time.Duration, extra ...string) row {
+	dir, _ := os.MkdirTemp("", "tailcar-bench")
+	defer os.RemoveAll(dir)
+	logs := filepath.Join(dir, "logs")
+	os.MkdirAll(logs, 0o755)
+	total := int(float64(files*perFileRate) * d.Seconds())
+	b.recv.reset(total)
+	cmd := exec.Command(b.tailcar)
+	cmd.Env = b.tailcarEnv(dir, filepath.Join(logs, "*.log"), extra...)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return row{workload: workload, program: "tailcar", note: err.Error()}
+	}
+	time.Sleep(500 * time.Millisecond) // let it start before the window opens
+	cpu0 := cpuOf(cmd.Process.Pid)
+	start := time.Now()
+	handles := make([]*os.File, files)
+	for i := range handles {
+		handles[i], _ = os.OpenFile(filepath.Join(logs, fmt.Sprintf("app-%03d.log", i)), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	}
+	// Write on a schedule: every 10 ms, what is due, one write per line.
+	var buf []byte
+	n := 0
+	tick := time.NewTicker(10 * time.Millisecond)
+	for now := range tick.C {
+		due := int(float64(total) * min(now.Sub(start).Seconds()/d.Seconds(), 1))
+		for ; n < due; n++ {
+			buf = nginxLine(buf[:0], n+1)
+			handles[n%files].Write(buf)
+		}
+		if n >= total {
+			break
+		}
+	}
+	tick.Stop()
+	window := time.Since(start)
+	cpu := cpuOf(cmd.Process.Pid) - cpu0
+	waitCount(b.recv, total, 30*time.Second)
+	rss, peak := rssOf(cmd.Process.Pid)
+	for _, h := range handles {
+		h.Close()
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	cmd.Wait()
+	r := row{workload: workload, program: "tailcar", lines: int(b.recv.count.Load()), cpu: cpu, wall: window,
+		peakRSSKiB: peak, missing: b.recv.missing(total)}
+	r.millicore = cpu.Seconds() / window.Seconds() * 1000
+	r.note = fmt.Sprintf("RSS at end %.1f MiB", float64(rss)/1024)
+	return r
+}
+
+// stop measures the time from SIGTERM to exit beyond the drain delay,
+// with the backend up and lines flowing.
+func (b *bench) stop() row {
+	dir, _ := os.MkdirTemp("", "tailcar-bench")
+	defer os.RemoveAll(dir)
+	log := filepath.Join(dir, "app.log")
+	writeLines(log, 1, 10000)
+	b.recv.reset(10000)
+	const delay = time.Second
+	cmd := exec.Command(b.tailcar)
+	cmd.Env = b.tailcarEnv(dir, log, "TAILCAR_DRAIN_DELAY="+delay.String())
+	cmd.Start()
+	waitCount(b.recv, 10000, time.Minute)
+	writeLines(log, 10001, 10100)
+	start := time.Now()
+	cmd.Process.Signal(syscall.SIGTERM)
+	cmd.Wait()
+	took := time.Since(start)
+	return row{workload: "stop", program: "tailcar", wall: took, missing: b.recv.missing(10100), lines: int(b.recv.count.Load()),
+		note: fmt.Sprintf("exit %d; %s after the %s drain delay", cmd.ProcessState.ExitCode(), (took - delay).Round(time.Millisecond), delay)}
+}
+
+func (b *bench) run(lines int, idle time.Duration) error {
+	var err error
+	if b.recv, err = newReceiver(); err != nil {
+		return err
+	}
+	shm := "/dev/shm"
+	if _, err := os.Stat(shm); err != nil {
+		shm = os.TempDir()
+	}
+	dir, err := os.MkdirTemp(shm, "tailcar-bench-w1")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	file := filepath.Join(dir, "w1.log")
+	fmt.Fprintf(os.Stderr, "W1: writing %d lines to %s\n", lines, file)
+	if err := writeLines(file, 1, lines); err != nil {
+		return err
+	}
+	// Floor and tailcar alternate, twice each; the better run of each is
+	// kept, since a noisy neighbour only ever makes a run slower.
+	var floorBest, tailBest row
+	for i := range 2 {
+		fmt.Fprintf(os.Stderr, "W1: floor, run %d\n", i+1)
+		fl := b.w1("floor", exec.Command(b.floor, "-file", file, "-url", "http://"+b.recv.addr+"/"), lines)
+		if floorBest.cpu == 0 || fl.cpu < floorBest.cpu {
+			floorBest = fl
+		}
+		fmt.Fprintf(os.Stderr, "W1: tailcar, run %d\n", i+1)
+		pos, _ := os.MkdirTemp("", "tailcar-bench-pos")
+		cmd := exec.Command(b.tailcar)
+		cmd.Env = b.tailcarEnv(pos, file)
+		cmd.Stderr = os.Stderr
+		tc := b.w1("tailcar", cmd, lines)
+		os.RemoveAll(pos)
+		if tailBest.cpu == 0 || tc.cpu < tailBest.cpu {
+			tailBest = tc
+		}
+	}
+	tailBest.note = fmt.Sprintf("%.2f × floor", tailBest.linesPerCPUs/floorBest.linesPerCPUs)
+	b.rows = append(b.rows, floorBest, tailBest)
+
+	fmt.Fprintln(os.Stderr, "W2: 200 files at 50 lines/s, 20 s")
+	b.rows = append(b.rows, b.steady("W2", 200, 50, 20*time.Second))
+	fmt.Fprintf(os.Stderr, "W3: 100 lines/s for %s, metrics off\n", idle)
+	b.rows = append(b.rows, b.steady("W3", 1, 100, idle))
+	fmt.Fprintf(os.Stderr, "W3: 100 lines/s for %s, metrics on\n", idle)
+	m := b.steady("W3+metrics", 1, 100, idle, "TAILCAR_METRICS_ADDR=127.0.0.1:0")
+	b.rows = append(b.rows, m)
+	fmt.Fprintln(os.Stderr, "stop: SIGTERM with the backend up")
+	b.rows = append(b.rows, b.stop())
+	b.print(lines)
+	return nil
+}
+
+func (b *bench) print(lines int) {
+	host, _ := os.Hostname()
+	model := "unknown CPU"
+	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(data), "\n") {
+			if strings.HasPrefix(l, "model name") {
+				model = strings.TrimSpace(strings.SplitN(l, ":", 2)[1])
+				break
+			}
+		}
+	}
+	fmt.Printf("\nmake bench on %s: %d cores, %s, %s\n\n", host, runtime.NumCPU(), model, runtime.Version())
+	fmt.Println("| workload | program | lines received | missing | CPU-s | lines per CPU-s | millicores | peak RSS | wall | note |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|---|")
+	for _, r := range b.rows {
+		lps, mc := "", ""
+		if r.linesPerCPUs > 0 {
+			lps = fmt.Sprintf("%.0fk", r.linesPerCPUs/1000)
+		}
+		if r.millicore > 0 {
+			mc = fmt.Sprintf("%.2f", r.millicore)
+		}
+		rss := ""
+		if r.peakRSSKiB > 0 {
+			rss = fmt.Sprintf("%.1f MiB", float64(r.peakRSSKiB)/1024)
+		}
+		fmt.Printf("| %s | %s | %d | %d | %.2f | %s | %s | %s | %s | %s |\n",
+			r.workload, r.program, r.lines, r.missing, r.cpu.Seconds(), lps, mc, rss, r.wall.Round(time.Millisecond), r.note)
+	}
+}
