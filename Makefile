@@ -9,7 +9,14 @@ CACHE      := $(CURDIR)/.cache
 VL_VERSION := v1.52.1
 VL_BIN     := $(CACHE)/bin/victoria-logs-$(VL_VERSION)
 
-.PHONY: all build demo test deps vet fmt-check clean nxadm-verdict bench
+# Containers: podman with the settings that work on these machines.
+PODMAN      := CONTAINERS_CONF=$(CURDIR)/examples/container/containers.conf podman
+BUILDER     := localhost/tailcar-builder:dev
+BUILDER_CTX := $(CACHE)/builder
+GOROOT_DIR  := $(shell $(GO) env GOROOT)
+HOST_MODS   := $(shell $(GO) env GOMODCACHE)
+
+.PHONY: all build demo test deps vet fmt-check clean nxadm-verdict bench image image-deps builder-image e2e
 
 all: build
 
@@ -22,9 +29,10 @@ build:
 demo: build
 	@sh examples/demo.sh
 
-## test: vet, gofmt, and every test with the race detector, after installing what they need
+## test: vet, gofmt, every test with the race detector, then the container end-to-end tests
 test: deps vet fmt-check
 	TAILCAR_VICTORIALOGS=$(VL_BIN) $(GO) test -race -count=1 -timeout 20m ./...
+	$(MAKE) e2e
 
 vet:
 	$(GO) vet ./...
@@ -56,6 +64,39 @@ bench: build
 ## nxadm-verdict: measure nxadm/tail on our rotation scenarios (evidence, not a test)
 nxadm-verdict:
 	cd bench/nxadm && $(GO) run . -runs 2
+
+## image: localhost/tailcar:dev and localhost/tailcar-loggen:dev from the standard Dockerfile, offline
+image: builder-image
+	$(PODMAN) build --pull=never --build-arg GO_IMAGE=$(BUILDER) --build-arg VERSION=$(VERSION) \
+	  --build-arg COMMIT=$(COMMIT) -t localhost/tailcar:dev .
+	$(PODMAN) build --pull=never --build-arg GO_IMAGE=$(BUILDER) --target loggen -t localhost/tailcar-loggen:dev .
+
+image-deps:
+	@command -v podman >/dev/null 2>&1 && command -v runc >/dev/null 2>&1 && [ -x /bin/busybox ] || { \
+	  echo "installing podman, runc (crun fails on these machines) and busybox-static"; \
+	  SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman runc busybox-static >/dev/null; }
+
+# The golang image cannot be pulled here: build a stand-in from the host's
+# Go toolchain and module cache (examples/container/builder.Containerfile).
+builder-image: image-deps
+	@if ! $(PODMAN) image exists $(BUILDER); then \
+	  set -e; rm -rf $(BUILDER_CTX); mkdir -p $(BUILDER_CTX); \
+	  cp /bin/busybox $(BUILDER_CTX)/busybox; \
+	  cp /etc/ssl/certs/ca-certificates.crt $(BUILDER_CTX)/; \
+	  cp -a $(GOROOT_DIR) $(BUILDER_CTX)/go; \
+	  rm -rf $(BUILDER_CTX)/go/test $(BUILDER_CTX)/go/doc $(BUILDER_CTX)/go/api $(BUILDER_CTX)/go/pkg/*/cmd; \
+	  GOMODCACHE=$(BUILDER_CTX)/mod GOFLAGS=-mod=mod GOPROXY=file://$(HOST_MODS)/cache/download,$$($(GO) env GOPROXY) \
+	    $(GO) mod download; \
+	  chmod -R u+w $(BUILDER_CTX); \
+	  $(PODMAN) build --pull=never -t $(BUILDER) -f examples/container/builder.Containerfile $(BUILDER_CTX); \
+	  rm -rf $(BUILDER_CTX); \
+	fi
+
+## e2e: the image and the examples in a real container runtime (podman)
+e2e: image
+	TAILCAR_PODMAN_E2E=1 CONTAINERS_CONF=$(CURDIR)/examples/container/containers.conf \
+	  $(GO) test -count=1 -timeout 15m -run 'TestContainer' -v ./examples/
 
 clean:
 	rm -rf bin

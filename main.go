@@ -176,6 +176,10 @@ func runAgent(cfg *Config, sink ship.Sink, log zerolog.Logger) int {
 		Patterns: cfg.Paths, Exclude: cfg.Exclude, StartAtEnd: cfg.StartAt == "end",
 		MaxRecordBytes: int(cfg.MaxRecordBytes), Multiline: cfg.multiline,
 		Positions: positions, Log: log, Pulse: followerPulse,
+		// Reading at half the batch wait keeps a record's latency within
+		// about 1.5 × TAILCAR_BATCH_WAIT, and an app logging line by line
+		// costs a few wake-ups a second instead of one per line.
+		Settle: min(max(cfg.BatchWait/2, 10*time.Millisecond), 500*time.Millisecond),
 	})
 	heartbeat := probe.NewHeartbeat(cfg.heartbeatPath(), cfg.ProbeMaxAge, log, followerPulse, senderPulse)
 	pipe := &pipeline{enc: enc, shipper: shipper}

@@ -4,14 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"sort"
+	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
-
-	vm "github.com/VictoriaMetrics/metrics"
 
 	"github.com/tailcar/tailcar/probe"
 	"github.com/tailcar/tailcar/ship"
@@ -25,11 +25,13 @@ const (
 	drainFinal     = 2 // stopping: reading to the end and delivering
 )
 
-// metrics serves /metrics in Prometheus text format and /healthz. The hot
-// path only bumps atomic counters of its own; a scrape copies them into
-// the set, so metrics cost nothing per line.
+// metrics serves /metrics in the Prometheus text format and /healthz. The
+// hot path only bumps atomic counters of its own; a scrape reads them, so
+// metrics cost nothing per line. The exposition is written here rather than
+// by a library: prometheus/client_golang would push the image past 10 MiB,
+// and VictoriaMetrics/metrics prints plain-text lines on stderr from its
+// init when cgroup PSI files are missing (seen under podman).
 type metrics struct {
-	set       *vm.Set
 	follower  *tailer.Follower
 	shipper   *ship.Shipper
 	positions *tailer.Positions
@@ -38,10 +40,10 @@ type metrics struct {
 	maxAge    time.Duration
 	drain     atomic.Int64
 
-	latency *vm.PrometheusHistogram
-
-	mu  sync.Mutex // serialises scrapes: refresh writes the set
-	lag map[string]bool
+	latency histogram
+	// errors counts failed attempts by ship.ErrorClass; the map is filled
+	// at construction and only read afterwards.
+	errors map[string]*atomic.Int64
 }
 
 // Series names; the README documents each.
@@ -64,12 +66,18 @@ const (
 	mBuildVersion = "tailcar_build_info"
 )
 
+// errorClasses are the values ship.ErrorClass returns.
+var errorClasses = []string{"network", "timeout", "http_408", "http_429", "http_5xx", "http_4xx", "bulk_items"}
+
 // newMetrics returns the metrics; attach gives them what they report on,
 // once built (the shipper needs the metrics as its observer first).
 func newMetrics(heartbeat string, maxAge time.Duration) *metrics {
-	m := &metrics{set: vm.NewSet(), heartbeat: heartbeat, maxAge: maxAge, lag: make(map[string]bool)}
-	m.latency = m.set.NewPrometheusHistogram(mLatency)
-	m.set.NewGauge(fmt.Sprintf(`%s{version="%s"}`, mBuildVersion, escapeLabel(version)), func() float64 { return 1 })
+	m := &metrics{heartbeat: heartbeat, maxAge: maxAge, errors: make(map[string]*atomic.Int64)}
+	for _, c := range errorClasses {
+		m.errors[c] = new(atomic.Int64)
+	}
+	m.latency.bounds = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}
+	m.latency.counts = make([]atomic.Uint64, len(m.latency.bounds)+1)
 	return m
 }
 
@@ -79,60 +87,98 @@ func (m *metrics) attach(f *tailer.Follower, s *ship.Shipper, p *tailer.Position
 
 // Attempt implements ship.Observer.
 func (m *metrics) Attempt(took time.Duration, _ int, err error) {
-	m.latency.Update(took.Seconds())
+	m.latency.observe(took.Seconds())
 	if err != nil {
-		m.set.GetOrCreateCounter(fmt.Sprintf(`%s{class=%q}`, mErrors, ship.ErrorClass(err))).Inc()
+		if c, ok := m.errors[ship.ErrorClass(err)]; ok {
+			c.Add(1)
+		}
 	}
 }
 
-func (m *metrics) counter(name string, v int64) {
-	m.set.GetOrCreateCounter(name).Set(uint64(max(v, 0)))
+// histogram is a Prometheus histogram with fixed buckets.
+type histogram struct {
+	bounds []float64
+	counts []atomic.Uint64 // per bucket, not cumulative; the last is +Inf
+	sumNs  atomic.Uint64
 }
 
-func (m *metrics) gauge(name string, v float64) {
-	m.set.GetOrCreateGauge(name, nil).Set(v)
+func (h *histogram) observe(seconds float64) {
+	i := sort.SearchFloat64s(h.bounds, seconds)
+	h.counts[i].Add(1)
+	h.sumNs.Add(uint64(seconds * 1e9))
 }
 
-// refresh copies the components' counters into the set.
-func (m *metrics) refresh(now time.Time) {
+// exposition writes the text format: a # TYPE line per family, then its
+// series.
+type exposition struct{ w io.Writer }
+
+func (e exposition) family(name, kind, help string) {
+	fmt.Fprintf(e.w, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, kind)
+}
+
+func (e exposition) sample(name, labels string, v float64) {
+	if labels != "" {
+		labels = "{" + labels + "}"
+	}
+	fmt.Fprintf(e.w, "%s%s %s\n", name, labels, strconv.FormatFloat(v, 'g', -1, 64))
+}
+
+func (e exposition) one(name, kind, help string, v float64) {
+	e.family(name, kind, help)
+	e.sample(name, "", v)
+}
+
+// write renders every series from the components' counters now.
+func (m *metrics) write(w io.Writer, now time.Time) {
+	e := exposition{w}
 	fs, st := m.follower.Stats(), m.shipper.Stats()
-	m.counter(mLinesRead, fs.Lines)
-	m.counter(mBytesRead, fs.Bytes)
-	m.counter(mShipped, st.Delivered)
-	m.counter(mDropped+`{reason="truncated"}`, m.pipe.truncated.Load())
-	m.counter(mDropped+`{reason="rejected_4xx"}`, st.Rejected)
-	m.counter(mDropped+`{reason="poison"}`, st.Poison)
-	m.counter(mRetried, st.Resent)
-	m.counter(mRetries, st.Retries)
-	m.counter(mBatches, st.Batches)
-	m.counter(mRotations+`{kind="rename"}`, fs.Renamed)
-	m.counter(mRotations+`{kind="delete"}`, fs.Deleted)
-	m.counter(mRotations+`{kind="truncate"}`, fs.Truncated)
-	m.counter(mRotations+`{kind="copy"}`, fs.Copied)
-	m.gauge(mFiles, float64(fs.Files))
-	m.gauge(mDrainState, float64(m.drain.Load()))
+	e.one(mLinesRead, "counter", "Lines read from files.", float64(fs.Lines))
+	e.one(mBytesRead, "counter", "Bytes read from files.", float64(fs.Bytes))
+	e.one(mShipped, "counter", "Records the backend accepted.", float64(st.Delivered))
+	e.family(mDropped, "counter", "Records dropped (truncated: cut at the record cap, still shipped).")
+	e.sample(mDropped, `reason="truncated"`, float64(m.pipe.truncated.Load()))
+	e.sample(mDropped, `reason="rejected_4xx"`, float64(st.Rejected))
+	e.sample(mDropped, `reason="poison"`, float64(st.Poison))
+	e.one(mRetried, "counter", "Records sent again by retries.", float64(st.Resent))
+	e.one(mRetries, "counter", "Send attempts after the first.", float64(st.Retries))
+	e.one(mBatches, "counter", "Batches finished, accepted or dropped.", float64(st.Batches))
+	e.family(mLatency, "histogram", "Duration of send attempts.")
+	var cumulative uint64
+	for i, b := range m.latency.bounds {
+		cumulative += m.latency.counts[i].Load()
+		e.sample(mLatency+"_bucket", fmt.Sprintf(`le="%s"`, strconv.FormatFloat(b, 'g', -1, 64)), float64(cumulative))
+	}
+	cumulative += m.latency.counts[len(m.latency.bounds)].Load()
+	e.sample(mLatency+"_bucket", `le="+Inf"`, float64(cumulative))
+	e.sample(mLatency+"_sum", "", float64(m.latency.sumNs.Load())/1e9)
+	e.sample(mLatency+"_count", "", float64(cumulative))
+	e.family(mErrors, "counter", "Failed send attempts by class.")
+	for _, c := range errorClasses {
+		e.sample(mErrors, fmt.Sprintf(`class="%s"`, c), float64(m.errors[c].Load()))
+	}
+	e.one(mFiles, "gauge", "Files followed now.", float64(fs.Files))
+	e.family(mRotations, "counter", "Rotations seen, by kind.")
+	e.sample(mRotations, `kind="rename"`, float64(fs.Renamed))
+	e.sample(mRotations, `kind="delete"`, float64(fs.Deleted))
+	e.sample(mRotations, `kind="truncate"`, float64(fs.Truncated))
+	e.sample(mRotations, `kind="copy"`, float64(fs.Copied))
+	// Per-file series exist only for the files followed now.
+	e.family(mLag, "gauge", "File size minus acknowledged offset, per followed file.")
+	for _, f := range m.follower.Files() {
+		acked, _ := m.positions.Offset(f.Source)
+		e.sample(mLag, fmt.Sprintf(`path="%s"`, escapeLabel(f.Path)), float64(max(f.Size-acked, 0)))
+	}
 	oldest := 0.0
 	if t := m.shipper.OldestUnacked(); !t.IsZero() {
 		oldest = now.Sub(t).Seconds()
 	}
-	m.gauge(mOldest, oldest)
+	e.one(mOldest, "gauge", "Age of the oldest record not yet acknowledged.", oldest)
 	if t := m.positions.LastSaved(); !t.IsZero() {
-		m.gauge(mCheckpoint, float64(t.UnixNano())/1e9)
+		e.one(mCheckpoint, "gauge", "When positions were last written.", float64(t.UnixNano())/1e9)
 	}
-	// Per-file series exist only for the files followed now.
-	seen := make(map[string]bool)
-	for _, f := range m.follower.Files() {
-		acked, _ := m.positions.Offset(f.Source)
-		name := fmt.Sprintf(`%s{path="%s"}`, mLag, escapeLabel(f.Path))
-		m.gauge(name, float64(max(f.Size-acked, 0)))
-		seen[name] = true
-	}
-	for name := range m.lag {
-		if !seen[name] {
-			m.set.UnregisterMetric(name)
-		}
-	}
-	m.lag = seen
+	e.one(mDrainState, "gauge", "0 following, 1 drain delay, 2 reading to the end and delivering.", float64(m.drain.Load()))
+	e.family(mBuildVersion, "gauge", "Version of the running tailcar.")
+	e.sample(mBuildVersion, fmt.Sprintf(`version="%s"`, escapeLabel(version)), 1)
 }
 
 // escapeLabel escapes a label value as the Prometheus text format wants:
@@ -144,11 +190,8 @@ func escapeLabel(v string) string {
 func (m *metrics) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/metrics", func(w http.ResponseWriter, _ *http.Request) {
-		m.mu.Lock()
-		defer m.mu.Unlock()
-		m.refresh(time.Now())
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-		m.set.WritePrometheus(w)
+		m.write(w, time.Now())
 	})
 	// The same liveness as `tailcar probe`, for an httpGet probe.
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {

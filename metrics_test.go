@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,6 +17,16 @@ import (
 	"testing"
 	"time"
 )
+
+// seriesLine is a sample in the Prometheus text format: a name, optional
+// labels with escaped values, a value.
+var seriesLine = regexp.MustCompile(`^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[a-zA-Z_][a-zA-Z0-9_]*="(\\[\\"n]|[^"\\\n])*"(,[a-zA-Z_][a-zA-Z0-9_]*="(\\[\\"n]|[^"\\\n])*")*\})? [-+0-9.eE]+(Inf)?$`)
+
+func TestEscapeLabel(t *testing.T) {
+	if got := escapeLabel("a\\b\"c\nd"); got != `a\\b\"c\nd` {
+		t.Fatalf("escapeLabel = %q", got)
+	}
+}
 
 // scrape reads /metrics into series name → value.
 func scrape(t *testing.T, addr string) map[string]float64 {
@@ -29,8 +40,11 @@ func scrape(t *testing.T, addr string) map[string]float64 {
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
 		l := sc.Text()
-		if l == "" || strings.HasPrefix(l, "#") {
+		if l == "" || strings.HasPrefix(l, "# HELP ") || strings.HasPrefix(l, "# TYPE ") {
 			continue
+		}
+		if !seriesLine.MatchString(l) {
+			t.Fatalf("not a Prometheus text-format series: %q", l)
 		}
 		i := strings.LastIndexByte(l, ' ')
 		v, err := strconv.ParseFloat(l[i+1:], 64)

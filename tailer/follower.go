@@ -75,10 +75,10 @@ const (
 	readBudget = 1 << 20
 	// DefaultSettle is how long file events gather before the files they
 	// name are read. An app writing line by line makes an event per line;
-	// reading on each would cost a wake-up, a stat and a read per line.
-	// While the loop waits, the kernel merges repeated events, so 100 lines
-	// a second cost ten reads, not a hundred. Batches wait longer than this
-	// anyway (TAILCAR_BATCH_WAIT).
+	// reading on each costs a wake-up, a stat and a read per line. While
+	// the loop waits, the kernel merges repeated events, so 100 lines a
+	// second cost a couple of reads, not a hundred. tailcar sets it from
+	// TAILCAR_BATCH_WAIT, which records wait in their batch anyway.
 	DefaultSettle = 100 * time.Millisecond
 	// retiredKeep is how long a truncated generation is remembered to
 	// recognise its copytruncate copy appearing after the truncation.
@@ -104,7 +104,8 @@ type Config struct {
 	Positions *Positions
 	Log       zerolog.Logger
 	Pulse     Pulse
-	// Zero values mean the defaults above.
+	// Settle is how long events gather before reading; the others are
+	// internal. Zero values mean the defaults above.
 	RescanInterval, RotateWait, MultilineWait, Settle time.Duration
 	MaxOpen                                           int
 }

@@ -1,0 +1,266 @@
+package examples
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The container tests run under `make e2e` (part of `make test`), which
+// builds these images offline and points CONTAINERS_CONF at
+// examples/container/containers.conf.
+const (
+	tailcarImage = "localhost/tailcar:dev"
+	loggenImage  = "localhost/tailcar-loggen:dev"
+)
+
+func requirePodman(t *testing.T) {
+	t.Helper()
+	if os.Getenv("TAILCAR_PODMAN_E2E") == "" {
+		t.Skip("container tests run under `make e2e`")
+	}
+}
+
+func podman(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := exec.Command("podman", args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("podman %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func podmanCode(args ...string) (int, string) {
+	out, err := exec.Command("podman", args...).CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); ok {
+		return ee.ExitCode(), string(out)
+	}
+	if err != nil {
+		return -1, err.Error()
+	}
+	return 0, string(out)
+}
+
+func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	end := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(end) {
+			t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func name(prefix string) string { return fmt.Sprintf("%s-%d", prefix, rand.IntN(1e9)) }
+
+// records parses a container's stdout (podman logs, stdout only): every
+// line must be a JSON record.
+func records(t *testing.T, container string) []map[string]any {
+	t.Helper()
+	cmd := exec.Command("podman", "logs", container)
+	out, err := cmd.Output() // stdout only: tailcar's own logs are on stderr
+	if err != nil {
+		t.Fatalf("podman logs %s: %v", container, err)
+	}
+	var recs []map[string]any
+	sc := bufio.NewScanner(strings.NewReader(string(out)))
+	sc.Buffer(nil, 16<<20)
+	for sc.Scan() {
+		var r map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			t.Fatalf("a stdout line is not a record: %q", sc.Text())
+		}
+		recs = append(recs, r)
+	}
+	return recs
+}
+
+var seqRE = regexp.MustCompile(`seq=(\d+)`)
+
+// tally counts numbered lines 1..written among the records.
+func tally(t *testing.T, recs []map[string]any, written int) (missing, duplicated int) {
+	t.Helper()
+	seen := make(map[int]int)
+	for _, r := range recs {
+		msg, _ := r["message"].(string)
+		if m := seqRE.FindStringSubmatch(msg); m != nil {
+			n, _ := strconv.Atoi(m[1])
+			seen[n]++
+		}
+	}
+	for i := 1; i <= written; i++ {
+		switch n := seen[i]; {
+		case n == 0:
+			missing++
+		case n > 1:
+			duplicated += n - 1
+		}
+	}
+	t.Logf("delivery: written %d, received %d, missing %d, duplicated %d", written, len(recs), missing, duplicated)
+	return missing, duplicated
+}
+
+func removeContainers(t *testing.T, names ...string) {
+	t.Cleanup(func() {
+		for _, n := range names {
+			exec.Command("podman", "rm", "-f", "-t", "0", n).Run()
+		}
+	})
+}
+
+// Ensure the image is small, runs as a non-root user, and has tailcar on
+// PATH for the exec probe.
+func TestContainer_Image(t *testing.T) {
+	requirePodman(t)
+	size, err := strconv.ParseInt(podman(t, "image", "inspect", "--format", "{{.Size}}", tailcarImage), 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	user := podman(t, "image", "inspect", "--format", "{{.Config.User}}", tailcarImage)
+	t.Logf("image %s: %.2f MiB, user %q", tailcarImage, float64(size)/(1<<20), user)
+	if size > 10<<20 {
+		t.Errorf("image is %.2f MiB, want at most 10 MiB", float64(size)/(1<<20))
+	}
+	if uid, _, _ := strings.Cut(user, ":"); uid == "" || uid == "0" || uid == "root" {
+		t.Errorf("image user %q is not a non-root numeric user", user)
+	}
+	if out := podman(t, "run", "--rm", "--read-only", "--entrypoint", "tailcar", tailcarImage, "version"); !strings.HasPrefix(out, "tailcar ") {
+		t.Errorf("tailcar version in the image printed %q", out)
+	}
+}
+
+// Ensure tailcar runs with a read-only root filesystem on a 0777 volume (as
+// an emptyDir is), ships every line loggen writes in another container,
+// answers its exec probe, and on `podman stop -t 30` keeps following for
+// the drain delay, ships the lines written meanwhile, and exits 0.
+func TestContainer_ReadOnlyShipsProbesAndDrains(t *testing.T) {
+	requirePodman(t)
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	tc, lg := name("tailcar"), name("loggen")
+	removeContainers(t, tc, lg)
+	podman(t, "run", "-d", "--name", tc, "--read-only", "-v", dir+":/var/log/app",
+		"-e", "TAILCAR_PATHS=/var/log/app/*.log", "-e", "TAILCAR_POSITIONS=/var/log/app/.tailcar/positions",
+		"-e", "TAILCAR_ENV_TAGS=_pod_name_|_namespace_", "-e", "_pod_name_=web-7d9f", "-e", "_namespace_=shop",
+		"-e", "TAILCAR_DRAIN_DELAY=10s", "-e", "TAILCAR_BATCH_WAIT=200ms", tailcarImage)
+	const total, rate = 3000, 200 // 15 s of lines
+	podman(t, "run", "-d", "--name", lg, "--read-only", "-v", dir+":/var/log/app", loggenImage,
+		"--log-type=nginx", "--path=/var/log/app/access.log", fmt.Sprintf("--total-count=%d", total), fmt.Sprintf("--logs-per-sec=%d", rate))
+
+	waitUntil(t, 60*time.Second, "2,000 records", func() bool { return len(records(t, tc)) >= 2000 })
+	if code, out := podmanCode("exec", tc, "tailcar", "probe"); code != 0 {
+		t.Fatalf("podman exec tailcar probe: exit %d: %s", code, out)
+	}
+	pid := podman(t, "inspect", "--format", "{{.State.Pid}}", tc)
+	status, _ := os.ReadFile("/proc/" + pid + "/status")
+	for _, l := range strings.Split(string(status), "\n") {
+		if strings.HasPrefix(l, "VmRSS:") || strings.HasPrefix(l, "VmHWM:") {
+			t.Logf("running container: %s", strings.Join(strings.Fields(l), " "))
+		}
+	}
+
+	// The last 1,000 lines are written during the 10 s drain delay.
+	start := time.Now()
+	podman(t, "stop", "-t", "30", tc)
+	took := time.Since(start)
+	code := podman(t, "inspect", "--format", "{{.State.ExitCode}}", tc)
+	t.Logf("podman stop to exit: %s (drain delay 10s)", took.Round(time.Millisecond))
+	if code != "0" {
+		t.Fatalf("exit code %s after podman stop, want 0", code)
+	}
+	if lgCode := podman(t, "wait", lg); lgCode != "0" {
+		t.Fatalf("loggen exited %s", lgCode)
+	}
+	recs := records(t, tc)
+	if missing, dup := tally(t, recs, total); missing != 0 || dup != 0 {
+		t.Fatalf("%d missing, %d duplicated", missing, dup)
+	}
+	for _, r := range recs {
+		if r["_pod_name_"] != "web-7d9f" || r["_namespace_"] != "shop" {
+			t.Fatalf("record without its tags: %v", r)
+		}
+	}
+}
+
+// Ensure the Job flow for clusters without native sidecars: the app
+// touches the exit file when done, tailcar drains and exits 0 by itself,
+// and every line is shipped.
+func TestContainer_ExitFileEndsTheSidecar(t *testing.T) {
+	requirePodman(t)
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	tc, lg := name("tailcar"), name("loggen")
+	removeContainers(t, tc, lg)
+	podman(t, "run", "-d", "--name", tc, "--read-only", "-v", dir+":/var/log/app",
+		"-e", "TAILCAR_PATHS=/var/log/app/*.log", "-e", "TAILCAR_POSITIONS=/var/log/app/.tailcar/positions",
+		"-e", "TAILCAR_EXIT_ON=/var/log/app/.done", "-e", "TAILCAR_DRAIN_DELAY=2s", tailcarImage)
+	const total = 1000
+	podman(t, "run", "-d", "--name", lg, "--read-only", "-v", dir+":/var/log/app", loggenImage,
+		"--path=/var/log/app/report.log", fmt.Sprintf("--total-count=%d", total), "--logs-per-sec=500", "--done-file=/var/log/app/.done")
+	if code := podman(t, "wait", tc); code != "0" {
+		t.Fatalf("tailcar exited %s after the exit file, want 0", code)
+	}
+	if missing, dup := tally(t, records(t, tc), total); missing != 0 || dup != 0 {
+		t.Fatalf("%d missing, %d duplicated", missing, dup)
+	}
+}
+
+// Ensure the example Pod plays in podman: the app and tailcar share the
+// emptyDir, and the records carry _pod_name_ from the downward API. podman
+// 4.3 fills only metadata.name: status.podIP, status.hostIP, spec.nodeName
+// and metadata.namespace are refused, so those env entries are left out
+// here (TestExamples checks them by strict decoding); the images become the
+// local ones and the app writes a known number of lines.
+func TestContainer_KubePlayExamplePod(t *testing.T) {
+	requirePodman(t)
+	data, err := os.ReadFile("pod.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const total = 300
+	yaml := string(data)
+	yaml = strings.ReplaceAll(yaml, "ghcr.io/tailcar/tailcar:0.1.0", tailcarImage)
+	yaml = strings.ReplaceAll(yaml, "ghcr.io/tailcar/loggen:0.1.0", loggenImage)
+	yaml = strings.Replace(yaml, `"--total-count=0", "--logs-per-sec=100"`, fmt.Sprintf(`"--total-count=%d", "--logs-per-sec=100"`, total), 1)
+	yaml = strings.Replace(yaml, "spec:\n", "spec:\n  restartPolicy: Never\n", 1)
+	for _, unsupported := range []string{"status.podIP", "status.hostIP", "spec.nodeName", "metadata.namespace"} {
+		yaml = regexp.MustCompile(`(?m)^        - name: \w+\n          valueFrom:\n            fieldRef:\n              fieldPath: `+regexp.QuoteMeta(unsupported)+`\n`).ReplaceAllString(yaml, "")
+	}
+	if strings.Contains(yaml, "status.podIP") || !strings.Contains(yaml, "metadata.name") {
+		t.Fatal("the pod was not rewritten as intended")
+	}
+	file := filepath.Join(t.TempDir(), "pod.yaml")
+	if err := os.WriteFile(file, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	exec.Command("podman", "kube", "down", file).Run()
+	t.Cleanup(func() { exec.Command("podman", "kube", "down", file).Run() })
+	podman(t, "kube", "play", file)
+	waitUntil(t, 90*time.Second, fmt.Sprintf("%d records from the pod", total), func() bool { return len(records(t, "web-tailcar")) >= total })
+	if code, out := podmanCode("exec", "web-tailcar", "tailcar", "probe"); code != 0 {
+		t.Fatalf("probe in the pod: exit %d: %s", code, out)
+	}
+	recs := records(t, "web-tailcar")
+	if missing, dup := tally(t, recs, total); missing != 0 || dup != 0 {
+		t.Fatalf("%d missing, %d duplicated", missing, dup)
+	}
+	for _, r := range recs {
+		if r["_pod_name_"] != "web" {
+			t.Fatalf("_pod_name_ = %v, want the pod's name from the downward API: %v", r["_pod_name_"], r)
+		}
+	}
+}
