@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -337,5 +338,47 @@ func TestVersion(t *testing.T) {
 	}
 	if got := string(out); !strings.HasPrefix(got, "tailcar ") || !strings.Contains(got, "go1.") || !strings.Contains(got, "commit") {
 		t.Fatalf("version printed %q", got)
+	}
+}
+
+// Ensure a second SIGTERM skips the rest of the drain delay, and an app
+// that never stops writing cannot hold the exit: the final read stops at
+// the size each file has when it begins, and what was shipped is a gapless
+// run of lines from the first, each once.
+func TestRun_SecondSignalAndEndlessWriter(t *testing.T) {
+	dir := t.TempDir()
+	log := filepath.Join(dir, "app.log")
+	const delay = time.Minute
+	p := startTailcar(t, map[string]string{"TAILCAR_PATHS": log, "TAILCAR_DRAIN_DELAY": delay.String(), "TAILCAR_BATCH_WAIT": "100ms"})
+	gen := exec.Command(loggenBin, "--path", log, "--total-count", "0", "--logs-per-sec", "5000")
+	if err := gen.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { gen.Process.Kill(); gen.Wait() }()
+	waitFor(t, 20*time.Second, "records", func() bool { return len(p.records()) > 1000 })
+	p.signal(syscall.SIGTERM)
+	waitFor(t, 10*time.Second, "the drain to begin", func() bool { return strings.Contains(p.stderrText(), "drain begun") })
+	signalled := time.Now()
+	p.signal(syscall.SIGTERM)
+	if code := p.wait(30 * time.Second); code != 0 {
+		t.Fatalf("exit code %d, want 0", code)
+	}
+	if took := time.Since(signalled); took >= delay {
+		t.Fatalf("the second signal did not cut the %s delay short (%s)", delay, took)
+	}
+	if !strings.Contains(p.stderrText(), "second signal") {
+		t.Error("the second signal was not logged")
+	}
+	maxSeq := 0
+	for _, m := range messages(p.records()) {
+		if s := seqRE.FindStringSubmatch(m); s != nil {
+			n, _ := strconv.Atoi(s[1])
+			maxSeq = max(maxSeq, n)
+		}
+	}
+	c := countSeqs(messages(p.records()), maxSeq)
+	t.Logf("shipped up to line %d while the writer went on: %s", maxSeq, c)
+	if c.missing != 0 || c.duplicated != 0 {
+		t.Fatalf("want lines 1..%d each once: %s", maxSeq, c)
 	}
 }

@@ -559,3 +559,21 @@ func TestPositions_PruneDropsOnlyOldUnfollowed(t *testing.T) {
 		t.Errorf("after a reload: offset %d, %v", off, ok)
 	}
 }
+
+// Ensure neither a pattern's directory nor its files need exist at start:
+// they are followed from their start when they appear, deep ones under **
+// too.
+func TestFollower_DirectoriesAppearLater(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(t, dir, "later/**/*.log")
+	r := startFollower(t, cfg)
+	deep := filepath.Join(dir, "later", "a", "b")
+	if err := os.MkdirAll(deep, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	appendFile(t, filepath.Join(deep, "x.log"), 1, 100)
+	appendFile(t, filepath.Join(dir, "later", "y.log"), 101, 200)
+	waitCount(t, r, 200)
+	r.stop(t)
+	requireExactlyOnce(t, r.c.texts(), 200)
+}
