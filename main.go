@@ -151,6 +151,8 @@ func (a positionsAcker) Ack(x ship.Ack) { a.p.Ack(x.Source, x.Offset) }
 // the contract's order, and returns the exit code.
 func runAgent(cfg *Config, sink ship.Sink, log zerolog.Logger) int {
 	started := time.Now()
+	// A channel rather than signal.NotifyContext: the second signal means
+	// something of its own (skip the rest of the drain delay).
 	signals := make(chan os.Signal, 2)
 	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(signals)

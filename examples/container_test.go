@@ -118,6 +118,26 @@ func removeContainers(t *testing.T, names ...string) {
 	})
 }
 
+// startPair runs tailcar (read-only root, the volume at /var/log/app) and
+// loggen in two containers sharing a 0777 directory, as an emptyDir is.
+func startPair(t *testing.T, tailcarEnv []string, loggenArgs ...string) (tc, lg string) {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	tc, lg = name("tailcar"), name("loggen")
+	removeContainers(t, tc, lg)
+	args := []string{"run", "-d", "--name", tc, "--read-only", "-v", dir + ":/var/log/app",
+		"-e", "TAILCAR_PATHS=/var/log/app/*.log", "-e", "TAILCAR_POSITIONS=/var/log/app/.tailcar/positions"}
+	for _, e := range tailcarEnv {
+		args = append(args, "-e", e)
+	}
+	podman(t, append(args, tailcarImage)...)
+	podman(t, append([]string{"run", "-d", "--name", lg, "--read-only", "-v", dir + ":/var/log/app", loggenImage}, loggenArgs...)...)
+	return tc, lg
+}
+
 // Ensure the image is small, runs as a non-root user, and has tailcar on
 // PATH for the exec probe.
 func TestContainer_Image(t *testing.T) {
@@ -145,18 +165,9 @@ func TestContainer_Image(t *testing.T) {
 // the drain delay, ships the lines written meanwhile, and exits 0.
 func TestContainer_ReadOnlyShipsProbesAndDrains(t *testing.T) {
 	requirePodman(t)
-	dir := t.TempDir()
-	if err := os.Chmod(dir, 0o777); err != nil {
-		t.Fatal(err)
-	}
-	tc, lg := name("tailcar"), name("loggen")
-	removeContainers(t, tc, lg)
-	podman(t, "run", "-d", "--name", tc, "--read-only", "-v", dir+":/var/log/app",
-		"-e", "TAILCAR_PATHS=/var/log/app/*.log", "-e", "TAILCAR_POSITIONS=/var/log/app/.tailcar/positions",
-		"-e", "TAILCAR_ENV_TAGS=_pod_name_|_namespace_", "-e", "_pod_name_=web-7d9f", "-e", "_namespace_=shop",
-		"-e", "TAILCAR_DRAIN_DELAY=10s", "-e", "TAILCAR_BATCH_WAIT=200ms", tailcarImage)
 	const total, rate = 3000, 200 // 15 s of lines
-	podman(t, "run", "-d", "--name", lg, "--read-only", "-v", dir+":/var/log/app", loggenImage,
+	tc, lg := startPair(t, []string{"TAILCAR_ENV_TAGS=_pod_name_|_namespace_", "_pod_name_=web-7d9f", "_namespace_=shop",
+		"TAILCAR_DRAIN_DELAY=10s", "TAILCAR_BATCH_WAIT=200ms"},
 		"--log-type=nginx", "--path=/var/log/app/access.log", fmt.Sprintf("--total-count=%d", total), fmt.Sprintf("--logs-per-sec=%d", rate))
 
 	waitUntil(t, 60*time.Second, "2,000 records", func() bool { return len(records(t, tc)) >= 2000 })
@@ -199,17 +210,8 @@ func TestContainer_ReadOnlyShipsProbesAndDrains(t *testing.T) {
 // and every line is shipped.
 func TestContainer_ExitFileEndsTheSidecar(t *testing.T) {
 	requirePodman(t)
-	dir := t.TempDir()
-	if err := os.Chmod(dir, 0o777); err != nil {
-		t.Fatal(err)
-	}
-	tc, lg := name("tailcar"), name("loggen")
-	removeContainers(t, tc, lg)
-	podman(t, "run", "-d", "--name", tc, "--read-only", "-v", dir+":/var/log/app",
-		"-e", "TAILCAR_PATHS=/var/log/app/*.log", "-e", "TAILCAR_POSITIONS=/var/log/app/.tailcar/positions",
-		"-e", "TAILCAR_EXIT_ON=/var/log/app/.done", "-e", "TAILCAR_DRAIN_DELAY=2s", tailcarImage)
 	const total = 1000
-	podman(t, "run", "-d", "--name", lg, "--read-only", "-v", dir+":/var/log/app", loggenImage,
+	tc, _ := startPair(t, []string{"TAILCAR_EXIT_ON=/var/log/app/.done", "TAILCAR_DRAIN_DELAY=2s"},
 		"--path=/var/log/app/report.log", fmt.Sprintf("--total-count=%d", total), "--logs-per-sec=500", "--done-file=/var/log/app/.done")
 	if code := podman(t, "wait", tc); code != "0" {
 		t.Fatalf("tailcar exited %s after the exit file, want 0", code)
