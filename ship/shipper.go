@@ -83,8 +83,9 @@ const (
 	// maxRetryAfter caps a backend's own request to wait, so a bogus
 	// header cannot stall shipping for hours.
 	maxRetryAfter = 5 * time.Minute
-	// pulseEvery is how often a waiting loop shows it is alive.
-	pulseEvery = time.Second
+	// pulseEvery is how often a waiting loop shows it is alive: well within
+	// probe.StallAfter (10 s), and rare enough to cost nothing when idle.
+	pulseEvery = 3 * time.Second
 )
 
 // Config configures a Shipper.

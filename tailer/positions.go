@@ -73,13 +73,16 @@ type Positions struct {
 	entries map[uint64]*entry
 	dirty   bool
 	saved   time.Time
+	// changed wakes Run when there is something to save, so an idle
+	// tailcar has no saver waking up on a timer.
+	changed chan struct{}
 }
 
 // LoadPositions reads the positions file at path. A missing file is a first
 // start; a corrupt file or one of another version is logged and ignored,
 // so the files are read as on a first start rather than not at all.
 func LoadPositions(path string, log zerolog.Logger) (*Positions, error) {
-	p := &Positions{path: path, log: log, entries: make(map[uint64]*entry)}
+	p := &Positions{path: path, log: log, entries: make(map[uint64]*entry), changed: make(chan struct{}, 1)}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("create positions directory: %w", err)
 	}
@@ -123,9 +126,18 @@ func (p *Positions) Ack(source uint64, offset int64) {
 	p.mu.Lock()
 	if e, ok := p.entries[source]; ok && e.offset != offset {
 		e.offset = offset
-		p.dirty = true
+		p.markDirtyLocked()
 	}
 	p.mu.Unlock()
+}
+
+// markDirtyLocked records a change and wakes the saver.
+func (p *Positions) markDirtyLocked() {
+	p.dirty = true
+	select {
+	case p.changed <- struct{}{}:
+	default:
+	}
 }
 
 // track starts or replaces the checkpoint of a generation.
@@ -133,7 +145,7 @@ func (p *Positions) track(e entry) {
 	p.mu.Lock()
 	e.seen = time.Now()
 	p.entries[e.source] = &e
-	p.dirty = true
+	p.markDirtyLocked()
 	p.mu.Unlock()
 }
 
@@ -142,7 +154,7 @@ func (p *Positions) forget(source uint64) {
 	p.mu.Lock()
 	if _, ok := p.entries[source]; ok {
 		delete(p.entries, source)
-		p.dirty = true
+		p.markDirtyLocked()
 	}
 	p.mu.Unlock()
 }
@@ -154,7 +166,7 @@ func (p *Positions) update(source uint64, path string, fp fingerprint, now time.
 	if e, ok := p.entries[source]; ok {
 		if e.path != path || e.fp != fp || now.Sub(e.seen) > seenResolution {
 			e.path, e.fp, e.seen = path, fp, now
-			p.dirty = true
+			p.markDirtyLocked()
 		}
 	}
 	p.mu.Unlock()
@@ -189,7 +201,7 @@ func (p *Positions) prune(keep map[uint64]bool, now time.Time) {
 	for src, e := range p.entries {
 		if !keep[src] && now.Sub(e.seen) > pruneAfter {
 			delete(p.entries, src)
-			p.dirty = true
+			p.markDirtyLocked()
 		}
 	}
 	p.mu.Unlock()
@@ -218,7 +230,7 @@ func (p *Positions) Save() error {
 	}
 	if err := writeAtomic(p.path, data); err != nil {
 		p.mu.Lock()
-		p.dirty = true
+		p.markDirtyLocked()
 		p.mu.Unlock()
 		return err
 	}
@@ -235,15 +247,22 @@ func (p *Positions) LastSaved() time.Time {
 	return p.saved
 }
 
-// Run saves the positions every interval until ctx ends. The final save at
-// exit is the caller's, after the last acks are in.
+// Run saves the positions when they change, at most once per interval,
+// until ctx ends. The final save at exit is the caller's, after the last
+// acks are in.
 func (p *Positions) Run(ctx context.Context, interval time.Duration) error {
-	t := time.NewTicker(interval)
-	defer t.Stop()
 	failing := false
 	for {
 		select {
-		case <-t.C:
+		case <-p.changed:
+			// Gather what else changes within the interval into one save.
+			wait := time.NewTimer(interval)
+			select {
+			case <-wait.C:
+			case <-ctx.Done():
+				wait.Stop()
+				return nil
+			}
 			err := p.Save()
 			switch {
 			case err != nil && !failing:
