@@ -196,7 +196,7 @@ func runAgent(cfg *Config, sink ship.Sink, log zerolog.Logger) int {
 		l, err := net.Listen("tcp", cfg.MetricsAddr)
 		if err != nil {
 			stopBackground()
-			_ = background.Wait()
+			_ = background.Wait() // only just started; nothing of theirs to report
 			log.Error().Err(err).Msg("cannot serve metrics")
 			return exitUndelivered
 		}
@@ -261,7 +261,10 @@ func runAgent(cfg *Config, sink ship.Sink, log zerolog.Logger) int {
 
 	// 4. Checkpoint what was delivered, and only that.
 	stopBackground()
-	_ = background.Wait()
+	if err := background.Wait(); err != nil {
+		// The heartbeat or the metrics server failed; delivery is unaffected.
+		log.Error().Err(err).Msg("a background task failed")
+	}
 	saveErr := positions.Save()
 
 	st, fs := shipper.Stats(), follower.Stats()
