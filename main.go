@@ -87,6 +87,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	for _, name := range unknownVars(os.Environ()) {
 		log.Warn().Str("variable", name).Msg("unknown variable ignored; is it misspelt? (tailcar env lists them all)")
 	}
+	if limit := applyMemoryLimit(os.ReadFile); limit > 0 {
+		log.Debug().Int64("bytes", limit).Msg("Go memory limit set from the container's cgroup")
+	}
 	return runAgent(cfg, sink, log)
 }
 

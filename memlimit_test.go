@@ -1,0 +1,51 @@
+package main
+
+import (
+	"errors"
+	"runtime/debug"
+	"testing"
+)
+
+func TestParseCgroupLimit(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want int64
+		ok   bool
+	}{
+		{"67108864\n", 64 << 20, true},
+		{"max\n", 0, false},
+		{"9223372036854771712\n", 0, false}, // cgroup v1 "unlimited"
+		{"", 0, false},
+	} {
+		got, ok := parseCgroupLimit(tc.in)
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("parseCgroupLimit(%q) = %d, %v; want %d, %v", tc.in, got, ok, tc.want, tc.ok)
+		}
+	}
+}
+
+// Ensure a container limit becomes the runtime's soft limit, and that
+// GOMEMLIMIT, when set, is left alone.
+func TestApplyMemoryLimit(t *testing.T) {
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(-1))
+	files := map[string]string{"/sys/fs/cgroup/memory.max": "67108864\n"}
+	read := func(name string) ([]byte, error) {
+		if v, ok := files[name]; ok {
+			return []byte(v), nil
+		}
+		return nil, errors.New("no such file")
+	}
+	share := memoryLimitShare
+	if got, want := applyMemoryLimit(read), int64(float64(64<<20)*share); got != want || debug.SetMemoryLimit(-1) != want {
+		t.Fatalf("limit %d, want %d", got, want)
+	}
+	files = map[string]string{"/sys/fs/cgroup/memory.max": "max\n"}
+	if got := applyMemoryLimit(read); got != 0 {
+		t.Fatalf("unlimited cgroup gave a limit of %d", got)
+	}
+	t.Setenv("GOMEMLIMIT", "100MiB")
+	files = map[string]string{"/sys/fs/cgroup/memory.max": "67108864\n"}
+	if got := applyMemoryLimit(read); got != 0 {
+		t.Fatal("GOMEMLIMIT was overridden")
+	}
+}
