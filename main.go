@@ -142,7 +142,7 @@ func (p *pipeline) Handle(ctx context.Context, l tailer.Line) error {
 	}
 	now := time.Now()
 	p.buf = p.enc.AppendRecord(p.buf[:0], now, l.Path, l.Text, l.Truncated)
-	return p.shipper.Add(ctx, p.buf, ship.Ack{Source: l.Source, Offset: l.End}, now)
+	return p.shipper.Add(ctx, p.buf, ship.Ack{Source: l.Source, Offset: l.End}, now, l.Since)
 }
 
 // positionsAcker sends the shipper's acks back to the checkpoints.
@@ -181,10 +181,11 @@ func runAgent(cfg *Config, sink ship.Sink, log zerolog.Logger) int {
 		Patterns: cfg.Paths, Exclude: cfg.Exclude, StartAtEnd: cfg.StartAt == "end",
 		MaxRecordBytes: int(cfg.MaxRecordBytes), Multiline: cfg.multiline,
 		Positions: positions, Log: log, Pulse: followerPulse,
-		// Reading at half the batch wait keeps a record's latency within
-		// about 1.5 × TAILCAR_BATCH_WAIT, and an app logging line by line
-		// costs a few wake-ups a second instead of one per line.
-		Settle: min(max(cfg.BatchWait/2, 10*time.Millisecond), 500*time.Millisecond),
+		// Events settle for the batch wait: a record waits for its batch
+		// from its event, not from its read, so its latency stays within
+		// TAILCAR_BATCH_WAIT, and an app logging line by line costs one read
+		// and one batch a second instead of a wake-up per line.
+		Settle: min(max(cfg.BatchWait, 10*time.Millisecond), 5*time.Second),
 	})
 	heartbeat := probe.NewHeartbeat(cfg.heartbeatPath(), cfg.ProbeMaxAge, log, followerPulse, senderPulse)
 	pipe := &pipeline{enc: enc, shipper: shipper}

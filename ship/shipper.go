@@ -193,11 +193,12 @@ type noObserver struct{}
 
 func (noObserver) Attempt(time.Duration, int, error) {}
 
-// Add appends one encoded record (without newline), read at readAt, whose
-// delivery acks ack.
+// Add appends one encoded record (without newline), read at readAt and
+// known to be there since waiting, whose delivery acks ack. A batch is due
+// BatchWait after the oldest waiting time of its records.
 // It blocks while every batch buffer is full or in flight, which is how a
 // slow or down backend pauses reading. rec is copied.
-func (s *Shipper) Add(ctx context.Context, rec []byte, ack Ack, readAt time.Time) error {
+func (s *Shipper) Add(ctx context.Context, rec []byte, ack Ack, readAt, waiting time.Time) error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -212,7 +213,17 @@ func (s *Shipper) Add(ctx context.Context, rec []byte, ack Ack, readAt time.Time
 		s.mu.Lock()
 		// Only the producer sets cur, so it is still nil here.
 		s.cur = b
-		b.opened = time.Now()
+		b.opened = readAt
+		if !waiting.IsZero() && waiting.Before(readAt) {
+			// Back-date the batch to when its first record was known of,
+			// but keep a short hold, so that the rest of the read turn joins
+			// this batch instead of each record closing one of its own.
+			hold := min(s.cfg.BatchWait/10, 100*time.Millisecond)
+			b.opened = waiting
+			if earliest := readAt.Add(hold - s.cfg.BatchWait); b.opened.Before(earliest) {
+				b.opened = earliest
+			}
+		}
 		select {
 		case s.kick <- struct{}{}:
 		default:

@@ -145,7 +145,7 @@ func shipAll(t *testing.T, cfg Config, n int) (*Shipper, *ackLog, error) {
 	go func() { done <- s.Run(ctx) }()
 	for i := 1; i <= n; i++ {
 		rec := fmt.Sprintf(`{"message":"seq=%d"}`, i)
-		if err := s.Add(ctx, []byte(rec), Ack{Source: 7, Offset: int64(i * 10)}, time.Now()); err != nil {
+		if err := s.Add(ctx, []byte(rec), Ack{Source: 7, Offset: int64(i * 10)}, time.Now(), time.Time{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -381,7 +381,7 @@ func TestShipper_BackpressureBoundsMemory(t *testing.T) {
 	added := 0
 	for {
 		actx, acancel := context.WithTimeout(ctx, 300*time.Millisecond)
-		err := s.Add(actx, rec, Ack{Source: 1, Offset: int64(added)}, time.Now())
+		err := s.Add(actx, rec, Ack{Source: 1, Offset: int64(added)}, time.Now(), time.Time{})
 		acancel()
 		if errors.Is(err, context.DeadlineExceeded) {
 			break
@@ -398,7 +398,7 @@ func TestShipper_BackpressureBoundsMemory(t *testing.T) {
 		t.Errorf("%d records buffered with two 1 KiB batches", added)
 	}
 	close(sink.release)
-	if err := s.Add(ctx, rec, Ack{Source: 1, Offset: int64(added)}, time.Now()); err != nil {
+	if err := s.Add(ctx, rec, Ack{Source: 1, Offset: int64(added)}, time.Now(), time.Time{}); err != nil {
 		t.Fatalf("Add after the sink recovered: %v", err)
 	}
 	s.Close()
@@ -418,7 +418,7 @@ func TestShipper_UndeliveredOnHardStop(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
-	if err := s.Add(ctx, []byte("{}"), Ack{}, time.Now()); err != nil {
+	if err := s.Add(ctx, []byte("{}"), Ack{}, time.Now(), time.Time{}); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
@@ -564,12 +564,12 @@ func TestShipper_AddDoesNotAllocate(t *testing.T) {
 	ctx := context.Background()
 	now := time.Now()
 	for range 10000 { // grow the batch buffers first
-		_ = s.Add(ctx, rec, Ack{}, now)
+		_ = s.Add(ctx, rec, Ack{}, now, now)
 	}
 	var calls atomic.Int64
 	if n := testing.AllocsPerRun(1000, func() {
 		calls.Add(1)
-		_ = s.Add(ctx, rec, Ack{}, now)
+		_ = s.Add(ctx, rec, Ack{}, now, now)
 	}); n > 0.01 {
 		t.Fatalf("Add allocates %.2f times per record", n)
 	}
@@ -594,5 +594,64 @@ func BenchmarkCompressor(b *testing.B) {
 			}
 			b.ReportMetric(float64(len(out))/float64(len(batch)), "ratio")
 		})
+	}
+}
+
+// batchSizes records how many records each batch carried.
+type batchSizes struct {
+	mu    sync.Mutex
+	sizes []int
+}
+
+func (s *batchSizes) Send(_ context.Context, b *Batch) error {
+	s.mu.Lock()
+	s.sizes = append(s.sizes, len(b.Records))
+	s.mu.Unlock()
+	return nil
+}
+
+// Ensure records known of before they were read (their file event came
+// earlier) make their batch due sooner, yet a read turn still fills one
+// batch rather than one per record.
+func TestShipper_BackdatedBatchKeepsTheTurnTogether(t *testing.T) {
+	sink := &batchSizes{}
+	const wait = 2 * time.Second
+	s := NewShipper(Config{Sink: sink, Acker: &ackLog{}, Log: zerolog.Nop(), BatchBytes: 1 << 20, BatchWait: wait})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	now := time.Now()
+	start := now
+	for i := range 100 {
+		if err := s.Add(ctx, []byte(`{}`), Ack{Source: 1, Offset: int64(i)}, now, now.Add(-wait)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		sink.mu.Lock()
+		n := len(sink.sizes)
+		sink.mu.Unlock()
+		if n > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the batch was never sent")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	sentAfter := time.Since(start)
+	s.Close()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if len(sink.sizes) != 1 || sink.sizes[0] != 100 {
+		t.Fatalf("batches %v, want one of 100", sink.sizes)
+	}
+	// Known of a whole batch wait ago, the batch leaves after the hold,
+	// not after another full wait.
+	if sentAfter >= wait {
+		t.Errorf("sent %s after the read; the records had already waited %s", sentAfter, wait)
 	}
 }

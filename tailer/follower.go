@@ -40,6 +40,10 @@ type Line struct {
 	// Handle returns.
 	Text      []byte
 	Truncated bool
+	// Since is when tailcar learned the record was there (its file event,
+	// or the read when no event said so): a record waits for its batch
+	// from then, so letting events settle adds nothing to its latency.
+	Since time.Time
 }
 
 // Handler takes the records read, in file order. It may block, which
@@ -249,6 +253,7 @@ func (f *Follower) Run(ctx context.Context, finish <-chan struct{}, out Handler)
 	settle := time.NewTimer(f.cfg.Settle)
 	settle.Stop()
 	settling := false
+	var settleSince time.Time
 	for {
 		f.cfg.Pulse.Beat()
 		if err := f.readDirty(ctx); err != nil {
@@ -280,10 +285,14 @@ func (f *Follower) Run(ctx context.Context, finish <-chan struct{}, out Handler)
 			if len(f.settling) > 0 && !settling {
 				settle.Reset(f.cfg.Settle)
 				settling = true
+				settleSince = time.Now()
 			}
 		case <-settle.C:
 			settling = false
 			for _, fl := range f.settling {
+				if fl.since.IsZero() {
+					fl.since = settleSince
+				}
 				f.markDirty(fl)
 			}
 			f.settling = f.settling[:0]

@@ -28,6 +28,9 @@ type file struct {
 
 	lastGrowth time.Time // last time reading found new bytes
 	lastActive time.Time
+	// since is when an event first named this file since it was last read
+	// to its end; records read now have waited since then.
+	since time.Time
 
 	// An overlong line: its head, kept up to the record cap while the rest
 	// is read and dropped, so a 100 MiB line costs 1 MiB, not 100.
@@ -108,6 +111,12 @@ func (f *Follower) readFile(ctx context.Context, fl *file, limit int64, final bo
 	}
 	stop := min(end, fl.offset+readBudget)
 	atEnd := stop == end
+	if fl.since.IsZero() {
+		fl.since = time.Now()
+	}
+	if atEnd {
+		defer func() { fl.since = time.Time{} }()
+	}
 	f.win = window{f: fl.f, off: fl.offset, end: stop}
 	f.br.Reset(&f.win)
 	start := fl.offset
@@ -212,7 +221,7 @@ func (f *Follower) emit(ctx context.Context, fl *file, text []byte, end int64, c
 		return f.gatherMultiline(ctx, fl, text, end, cut)
 	}
 	text, shortened := cutUTF8(text, f.cfg.MaxRecordBytes)
-	return f.out.Handle(ctx, Line{Source: fl.source, Path: fl.path, End: end, Text: text, Truncated: cut || shortened})
+	return f.out.Handle(ctx, Line{Source: fl.source, Path: fl.path, End: end, Text: text, Truncated: cut || shortened, Since: f.sinceOf(fl)})
 }
 
 func (f *Follower) gatherMultiline(ctx context.Context, fl *file, text []byte, end int64, cut bool) error {
@@ -245,7 +254,7 @@ func (f *Follower) flushPending(ctx context.Context, fl *file) error {
 		return nil
 	}
 	text, shortened := cutUTF8(fl.pending, f.cfg.MaxRecordBytes)
-	err := f.out.Handle(ctx, Line{Source: fl.source, Path: fl.path, End: fl.pendingEnd, Text: text, Truncated: fl.pendingCut || shortened})
+	err := f.out.Handle(ctx, Line{Source: fl.source, Path: fl.path, End: fl.pendingEnd, Text: text, Truncated: fl.pendingCut || shortened, Since: f.sinceOf(fl)})
 	fl.hasPending, fl.pendingCut = false, false
 	f.mlPending--
 	return err
@@ -273,6 +282,14 @@ func (f *Follower) flushIdleMultiline(ctx context.Context, now time.Time) error 
 		}
 	}
 	return nil
+}
+
+// sinceOf is when the records being handed over from fl were learned of.
+func (f *Follower) sinceOf(fl *file) time.Time {
+	if fl.since.IsZero() {
+		return time.Now()
+	}
+	return fl.since
 }
 
 // cutUTF8 cuts s to at most max bytes without splitting a UTF-8 sequence,
