@@ -141,6 +141,9 @@ func (e *bulkItemsError) Error() string {
 // Loki posts to the push API as JSON. Every record of a batch shares the
 // same labels (the Pod's tags do not change while tailcar runs), so a batch
 // is one stream, its entries in read order. The whole record is the line.
+// JSON rather than protobuf+snappy: no generated code or extra dependency,
+// the same append-style encoding as every other sink, and gzip compresses
+// log lines better than snappy does.
 type Loki struct {
 	target string
 	stream []byte // {"stream":{...},"values":[
