@@ -272,7 +272,7 @@ func runAgent(cfg *Config, sink ship.Sink, log zerolog.Logger) int {
 	saveErr := positions.Save()
 
 	st, fs := shipper.Stats(), follower.Stats()
-	undelivered := st.Added - st.Delivered - st.Dropped
+	undelivered := st.Undelivered()
 	summary := log.Info()
 	code := exitOK
 	if pipeErr != nil || saveErr != nil || undelivered > 0 {

@@ -5,7 +5,6 @@ package enrich
 
 import (
 	"fmt"
-	"sort"
 	"time"
 	"unicode/utf8"
 )
@@ -66,12 +65,6 @@ func (e *Encoder) AppendRecord(dst []byte, readAt time.Time, path string, messag
 		dst = append(dst, `,"truncated":true`...)
 	}
 	return append(dst, '}')
-}
-
-// SortTags orders tags by name so that records read the same whatever the
-// order of the environment.
-func SortTags(tags []Tag) {
-	sort.SliceStable(tags, func(i, j int) bool { return tags[i].Name < tags[j].Name })
 }
 
 const hexDigits = "0123456789abcdef"

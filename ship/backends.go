@@ -59,11 +59,13 @@ type bulkAnswer struct {
 // make Send fail so that the shipper retries them, and only them; items
 // refused otherwise (a mapping error) are dropped and counted.
 func (s *Elasticsearch) Send(ctx context.Context, b *Batch) error {
+	// The documents not yet settled, in order: the body holds exactly
+	// these, and the bulk answer has one item for each.
 	var sent []int
+	b.Each(func(i int, _ []byte, _ Record) { sent = append(sent, i) })
 	body, err := b.Body(func(dst []byte, b *Batch) ([]byte, error) {
 		var raw []byte
 		b.Each(func(i int, rec []byte, r Record) {
-			sent = append(sent, i)
 			raw = append(raw, `{"create":{"_index":`...)
 			raw = append(raw, s.index...)
 			raw = append(raw, `,"_id":"`...)
@@ -78,9 +80,6 @@ func (s *Elasticsearch) Send(ctx context.Context, b *Batch) error {
 	})
 	if err != nil {
 		return err
-	}
-	if sent == nil { // the body was cached: every unsettled record is in it
-		b.Each(func(i int, _ []byte, _ Record) { sent = append(sent, i) })
 	}
 	answer, err := s.post.post(ctx, s.target, "application/x-ndjson", body, s.maxAnswer)
 	if err != nil {

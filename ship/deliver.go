@@ -3,7 +3,6 @@ package ship
 import (
 	"context"
 	"errors"
-	"fmt"
 	"math/rand/v2"
 	"time"
 )
@@ -124,7 +123,7 @@ func (s *Shipper) deliver(ctx context.Context, b *Batch) error {
 			return nil
 		}
 		if ctx.Err() != nil {
-			return fmt.Errorf("%d records left undelivered: %w", s.added.Load()-s.delivered.Load()-s.dropped.Load(), ctx.Err())
+			return s.errUndelivered(ctx.Err())
 		}
 		if failingSince.IsZero() {
 			failingSince = time.Now()
@@ -140,7 +139,7 @@ func (s *Shipper) deliver(ctx context.Context, b *Batch) error {
 		}
 		backoff = min(backoff*2, s.cfg.MaxBackoff)
 		if err := s.sleep(ctx, wait); err != nil {
-			return fmt.Errorf("%d records left undelivered: %w", s.added.Load()-s.delivered.Load()-s.dropped.Load(), err)
+			return s.errUndelivered(err)
 		}
 	}
 }

@@ -123,6 +123,15 @@ type Stats struct {
 	Retries, Resent int64
 }
 
+// Undelivered is how many records were added and neither delivered nor
+// dropped: what a stop leaves behind.
+func (st Stats) Undelivered() int64 { return st.Added - st.Delivered - st.Dropped }
+
+// errUndelivered says that the shipper stopped with records left.
+func (s *Shipper) errUndelivered(cause error) error {
+	return fmt.Errorf("%d records left undelivered: %w", s.Stats().Undelivered(), cause)
+}
+
 // Shipper batches records and delivers them in order through one sink.
 // Add is called by a single producer; Run sends.
 type Shipper struct {
@@ -349,7 +358,7 @@ func (s *Shipper) Run(ctx context.Context) error {
 			s.mu.Unlock()
 		case <-beat.C:
 		case <-ctx.Done():
-			return fmt.Errorf("%d records left undelivered: %w", s.added.Load()-s.delivered.Load()-s.dropped.Load(), ctx.Err())
+			return s.errUndelivered(ctx.Err())
 		}
 	}
 }

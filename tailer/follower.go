@@ -708,41 +708,24 @@ func (f *Follower) resumeRotatedAway(now time.Time) {
 }
 
 // findMoved looks for fl by identity in its directory, where rotation
-// leaves it, and opens it there.
+// leaves it, and opens it there. Its name does not matter, excluded or
+// not: it is the very file that was being followed.
 func (f *Follower) findMoved(fl *file) bool {
-	dir := filepath.Dir(fl.path)
-	entries, err := os.ReadDir(dir)
+	path, ok := f.nameOf(fl)
+	if !ok {
+		return false
+	}
+	fd, err := os.Open(path)
 	if err != nil {
 		return false
 	}
-	for _, de := range entries {
-		if !de.Type().IsRegular() {
-			continue
-		}
-		path := filepath.Join(dir, de.Name())
-		if f.excluded(path) {
-			continue
-		}
-		fi, err := os.Stat(path)
-		if err != nil {
-			continue
-		}
-		if id, ok := idOf(fi); !ok || id != fl.id {
-			continue
-		}
-		fd, err := os.Open(path)
-		if err != nil {
-			return false
-		}
-		if same, _, _ := checkFingerprint(fd, fl.fp, f.scratch); !same {
-			fd.Close()
-			return false
-		}
-		fl.f, fl.path = fd, path
-		f.open++
-		return true
+	if same, _, _ := checkFingerprint(fd, fl.fp, f.scratch); !same {
+		fd.Close()
+		return false
 	}
-	return false
+	fl.f, fl.path = fd, path
+	f.open++
+	return true
 }
 
 // nameOf finds fl's current name, by identity, in the directory where
@@ -754,6 +737,9 @@ func (f *Follower) nameOf(fl *file) (string, bool) {
 		return "", false
 	}
 	for _, de := range entries {
+		if !de.Type().IsRegular() {
+			continue
+		}
 		path := filepath.Join(dir, de.Name())
 		if fi, err := os.Stat(path); err == nil {
 			if id, ok := idOf(fi); ok && id == fl.id {
