@@ -182,7 +182,12 @@ func TestContainer_ReadOnlyShipsProbesAndDrains(t *testing.T) {
 		}
 	}
 
-	// The last 1,000 lines are written during the 10 s drain delay.
+	// The last lines are written during the 10 s drain delay; if loggen
+	// were done already, the drain would not be tested at all.
+	if state := podman(t, "inspect", "--format", "{{.State.Running}}", lg); state != "true" {
+		t.Fatal("loggen finished before the stop; the drain delay is not exercised")
+	}
+	before := len(records(t, tc))
 	start := time.Now()
 	podman(t, "stop", "-t", "30", tc)
 	took := time.Since(start)
@@ -195,8 +200,12 @@ func TestContainer_ReadOnlyShipsProbesAndDrains(t *testing.T) {
 		t.Fatalf("loggen exited %s", lgCode)
 	}
 	recs := records(t, tc)
+	t.Logf("%d records shipped before podman stop, %d after it", before, len(recs)-before)
 	if missing, dup := tally(t, recs, total); missing != 0 || dup != 0 {
 		t.Fatalf("%d missing, %d duplicated", missing, dup)
+	}
+	if before >= total {
+		t.Fatal("every line was shipped before the stop; the drain shipped nothing")
 	}
 	for _, r := range recs {
 		if r["_pod_name_"] != "web-7d9f" || r["_namespace_"] != "shop" {

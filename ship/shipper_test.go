@@ -17,7 +17,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -556,8 +555,8 @@ func TestLoki_PushShape(t *testing.T) {
 	}
 }
 
-// Ensure the request body is built once per batch, not once per attempt,
-// and reused; and that the per-record path of Add does not allocate.
+// Ensure the per-record path of Add allocates nothing once the batch
+// buffers have grown.
 func TestShipper_AddDoesNotAllocate(t *testing.T) {
 	s := NewShipper(Config{Sink: NewWriter(io.Discard), Acker: &ackLog{}, Log: zerolog.Nop(), BatchBytes: 1 << 30, BatchWait: time.Hour, Batches: 1})
 	rec := []byte(`{"message":"x"}`)
@@ -566,11 +565,7 @@ func TestShipper_AddDoesNotAllocate(t *testing.T) {
 	for range 10000 { // grow the batch buffers first
 		_ = s.Add(ctx, rec, Ack{}, now, now)
 	}
-	var calls atomic.Int64
-	if n := testing.AllocsPerRun(1000, func() {
-		calls.Add(1)
-		_ = s.Add(ctx, rec, Ack{}, now, now)
-	}); n > 0.01 {
+	if n := testing.AllocsPerRun(1000, func() { _ = s.Add(ctx, rec, Ack{}, now, now) }); n > 0.01 {
 		t.Fatalf("Add allocates %.2f times per record", n)
 	}
 }
