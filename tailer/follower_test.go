@@ -373,8 +373,7 @@ func TestFollower_RestartResumesFromAcks(t *testing.T) {
 	path := filepath.Join(dir, "app.log")
 	appendFile(t, path, 1, 5000)
 	cfg := testConfig(t, dir, "app.log")
-	r := startFollower(t, cfg)
-	r.c.ackUpTo = 3000 // 2,000 lines are read but "in flight" when it dies
+	r := startFollowerAcking(t, cfg, 3000) // 2,000 lines are read but "in flight" when it dies
 	waitCount(t, r, 5000)
 	if err := cfg.Positions.Save(); err != nil {
 		t.Fatal(err)

@@ -87,9 +87,16 @@ func testLogger(t *testing.T) zerolog.Logger {
 
 func startFollower(t *testing.T, cfg Config) *running {
 	t.Helper()
+	return startFollowerAcking(t, cfg, 0)
+}
+
+// startFollowerAcking starts a follower whose handler acks only the first
+// ackUpTo lines (all when 0), set before the first line can arrive.
+func startFollowerAcking(t *testing.T, cfg Config, ackUpTo int) *running {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{
-		f: NewFollower(cfg), c: &collector{pos: cfg.Positions},
+		f: NewFollower(cfg), c: &collector{pos: cfg.Positions, ackUpTo: ackUpTo},
 		finish: make(chan struct{}), cancel: cancel, done: make(chan error, 1),
 	}
 	go func() { r.done <- r.f.Run(ctx, r.finish, r.c) }()
