@@ -2,9 +2,23 @@ package main
 
 import (
 	"errors"
+	"runtime"
 	"runtime/debug"
 	"testing"
 )
+
+// Ensure tailcar runs on one core unless GOMAXPROCS says otherwise.
+func TestApplyProcs(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+	runtime.GOMAXPROCS(4)
+	if got := applyProcs(func(string) (string, bool) { return "", false }); got != 1 || runtime.GOMAXPROCS(0) != 1 {
+		t.Fatalf("unset: applyProcs %d, GOMAXPROCS %d; want 1", got, runtime.GOMAXPROCS(0))
+	}
+	runtime.GOMAXPROCS(4)
+	if got := applyProcs(func(k string) (string, bool) { return "4", k == "GOMAXPROCS" }); got != 0 || runtime.GOMAXPROCS(0) != 4 {
+		t.Fatalf("set: applyProcs %d, GOMAXPROCS %d; want it left at 4", got, runtime.GOMAXPROCS(0))
+	}
+}
 
 func TestParseCgroupLimit(t *testing.T) {
 	for _, tc := range []struct {

@@ -87,6 +87,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	for _, name := range unknownVars(os.Environ()) {
 		log.Warn().Str("variable", name).Msg("unknown variable ignored; is it misspelt? (tailcar env lists them all)")
 	}
+	applyProcs(os.LookupEnv)
 	if limit := applyMemoryLimit(os.ReadFile); limit > 0 {
 		log.Debug().Int64("bytes", limit).Msg("Go memory limit set from the container's cgroup")
 	}
@@ -144,6 +145,9 @@ func (p *pipeline) Handle(ctx context.Context, l tailer.Line) error {
 	p.buf = p.enc.AppendRecord(p.buf[:0], now, l.Path, l.Text, l.Truncated)
 	return p.shipper.Add(ctx, p.buf, ship.Ack{Source: l.Source, Offset: l.End}, now, l.Since)
 }
+
+// CaughtUp sends what the read turn gathered in the turn's own wake-up.
+func (p *pipeline) CaughtUp() { p.shipper.Flush() }
 
 // positionsAcker sends the shipper's acks back to the checkpoints.
 type positionsAcker struct{ p *tailer.Positions }

@@ -2,14 +2,18 @@ package main
 
 import (
 	"bytes"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tailcar/tailcar/probe"
 )
 
 var podEnv = map[string]string{
@@ -216,6 +220,57 @@ func TestProbe_HealthyWhileBackendDown(t *testing.T) {
 	}
 	p.signal(syscall.SIGTERM)
 	// Nothing could be delivered before the drain timeout: exit 1.
+	if code := p.wait(30 * time.Second); code != 1 {
+		t.Fatalf("exit code %d, want 1 (records undelivered)", code)
+	}
+}
+
+// Ensure the probe stays healthy while one send hangs for longer than a
+// loop may be stuck: a backend that accepts and never answers is slow, not
+// a wedged tailcar, for as long as the attempt's own timeout allows.
+func TestProbe_HealthyWhileBackendHangs(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var accepted atomic.Int64
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			defer c.Close() // held open, never answered
+		}
+	}()
+	dir := t.TempDir()
+	log := filepath.Join(dir, "app.log")
+	appendLines(t, log, 1, 100)
+	env := map[string]string{
+		"TAILCAR_PATHS":         log,
+		"TAILCAR_SINK":          "http",
+		"TAILCAR_SINK_URL":      "http://" + l.Addr().String() + "/",
+		"TAILCAR_PROBE_MAX_AGE": "2s",
+		"TAILCAR_DRAIN_DELAY":   "0s",
+		"TAILCAR_DRAIN_TIMEOUT": "1s",
+	}
+	p := startTailcar(t, env)
+	waitFor(t, 10*time.Second, "a send to the hanging backend", func() bool { return accepted.Load() > 0 })
+	// Past the stall limit and the probe's own limit after it: every probe
+	// must pass, and the first attempt (30 s timeout) is still hanging.
+	end := time.Now().Add(probe.StallAfter + 2*2*time.Second)
+	for time.Now().Before(end) {
+		if code, why := runProbe(t, env); code != 0 {
+			t.Fatalf("probe failed while a send hung: %s", why)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if n := accepted.Load(); n != 1 {
+		t.Fatalf("%d connections; want the first attempt still hanging", n)
+	}
+	p.signal(syscall.SIGTERM)
 	if code := p.wait(30 * time.Second); code != 1 {
 		t.Fatalf("exit code %d, want 1 (records undelivered)", code)
 	}

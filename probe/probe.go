@@ -1,10 +1,11 @@
 // Package probe tells from outside whether a running tailcar is alive.
 //
-// The runner's loops beat Pulses; a Heartbeat touches a file next to the
-// positions (on the shared, writable volume, since the root filesystem may
-// be read-only) while every pulse is recent. `tailcar probe` checks that
-// file's age. A backend being down does not stop the pulses: waiting for
-// it is not being wedged, and restarting the sidecar would not help.
+// The runner's loops mark their Pulses busy or waiting; a Heartbeat
+// touches a file next to the positions (on the shared, writable volume,
+// since the root filesystem may be read-only) while no loop is stuck in a
+// step. `tailcar probe` checks that file's age. Waiting for a backend that
+// is down or slow is not being wedged, and restarting the sidecar would
+// not help.
 package probe
 
 import (
@@ -22,31 +23,41 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// StallAfter is how long a loop may go without beating before it counts as
-// wedged. The loops beat at least every couple of seconds, even when idle.
+// StallAfter is how long one step of a loop may take before the loop
+// counts as wedged.
 const StallAfter = 10 * time.Second
 
-// Pulse records when a loop last showed it was alive.
+// Pulse tells whether one loop is making progress. The loop calls Busy
+// when it starts a step and Waiting when it blocks on its input or on a
+// backend; it counts as wedged only when one step stays busy for
+// StallAfter. Waiting needs no timer to prove itself alive, so an idle
+// tailcar stays asleep, and a slow or down backend is never a stall.
 type Pulse struct {
 	name string
-	last atomic.Int64
+	// busySince is when the current step began, Unix nanoseconds; 0 while
+	// the loop waits.
+	busySince atomic.Int64
 }
 
-// NewPulse returns a Pulse that counts as beaten now.
-func NewPulse(name string) *Pulse {
-	p := &Pulse{name: name}
-	p.Beat()
-	return p
+// NewPulse returns a Pulse for a loop that has not started a step yet.
+func NewPulse(name string) *Pulse { return &Pulse{name: name} }
+
+// Busy records that the loop has started a step.
+func (p *Pulse) Busy() { p.busySince.Store(time.Now().UnixNano()) }
+
+// Waiting records that the loop is blocked on its input or on a backend.
+func (p *Pulse) Waiting() { p.busySince.Store(0) }
+
+// busyFor is how long the current step has taken; 0 while waiting.
+func (p *Pulse) busyFor(now time.Time) time.Duration {
+	since := p.busySince.Load()
+	if since == 0 {
+		return 0
+	}
+	return now.Sub(time.Unix(0, since))
 }
 
-// Beat records that the loop is alive.
-func (p *Pulse) Beat() { p.last.Store(time.Now().UnixNano()) }
-
-func (p *Pulse) age(now time.Time) time.Duration {
-	return now.Sub(time.Unix(0, p.last.Load()))
-}
-
-// Heartbeat keeps the heartbeat file fresh while every pulse is.
+// Heartbeat keeps the heartbeat file fresh while no loop is stuck.
 type Heartbeat struct {
 	path       string
 	maxAge     time.Duration
@@ -81,9 +92,9 @@ func (h *Heartbeat) Run(ctx context.Context) error {
 			name := h.stalled(now)
 			if name != stalled {
 				if name != "" {
-					h.log.Error().Str("loop", name).Msg("a loop stopped beating; the heartbeat stops so the probe fails")
+					h.log.Error().Str("loop", name).Dur("stuck_for", StallAfter).Msg("a loop is stuck in one step; the heartbeat stops so the probe fails")
 				} else {
-					h.log.Info().Str("loop", stalled).Msg("the loop beats again")
+					h.log.Info().Str("loop", stalled).Msg("the loop moves again")
 				}
 				stalled = name
 			}
@@ -100,7 +111,7 @@ func (h *Heartbeat) Run(ctx context.Context) error {
 
 func (h *Heartbeat) stalled(now time.Time) string {
 	for _, p := range h.pulses {
-		if p.age(now) > h.stallAfter {
+		if p.busyFor(now) > h.stallAfter {
 			return p.name
 		}
 	}

@@ -41,37 +41,50 @@ func TestCheck(t *testing.T) {
 	}
 }
 
-// Ensure the heartbeat is kept fresh while every pulse beats, stops when
-// one loop stops beating, and is removed at the end.
-func TestHeartbeat_StopsWhenALoopStalls(t *testing.T) {
+// Ensure the heartbeat is kept fresh while loops wait or move, however
+// long they wait, stops once one loop is stuck in a step, comes back when
+// it moves again, and is removed at the end.
+func TestHeartbeat_StopsWhileALoopIsStuck(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "hb")
-	alive, stuck := NewPulse("alive"), NewPulse("stuck")
-	hb := NewHeartbeat(path, 200*time.Millisecond, zerolog.Nop(), alive, stuck)
+	waiting, working, stuck := NewPulse("waiting"), NewPulse("working"), NewPulse("stuck")
+	waiting.Busy()
+	waiting.Waiting() // and never again busy: an idle loop, or one waiting on a backend
+	hb := NewHeartbeat(path, 200*time.Millisecond, zerolog.Nop(), waiting, working, stuck)
 	hb.stallAfter = 300 * time.Millisecond
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- hb.Run(ctx) }()
 	healthy := func() bool { ok, _ := Check(path, 200*time.Millisecond, time.Now()); return ok }
 	deadline := time.Now().Add(10 * time.Second)
-	// Both beat: healthy for a while.
+	step := func(p *Pulse) { p.Busy(); p.Waiting() }
+	// Short steps, for well over stallAfter: healthy throughout.
 	for range 20 {
-		alive.Beat()
-		stuck.Beat()
+		step(working)
+		step(stuck)
 		for !healthy() {
 			if time.Now().After(deadline) {
-				t.Fatal("never healthy while both loops beat")
+				t.Fatal("never healthy while every loop moves")
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	// Only one beats: the heartbeat goes stale.
+	// One loop enters a step and never leaves it: the heartbeat goes stale.
+	stuck.Busy()
 	for healthy() {
-		alive.Beat()
+		step(working)
 		if time.Now().After(deadline) {
-			t.Fatal("still healthy with a stalled loop")
+			t.Fatal("still healthy with a loop stuck in one step")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+	// It moves again: healthy again.
+	stuck.Waiting()
+	for !healthy() {
+		if time.Now().After(deadline) {
+			t.Fatal("not healthy again after the stuck loop moved")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	cancel()
 	if err := <-done; err != nil {

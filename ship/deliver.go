@@ -15,7 +15,8 @@ type Batch struct {
 	// Records has one entry per record, in order.
 	Records []Record
 
-	opened time.Time
+	// due is when the batch must leave.
+	due time.Time
 	// settled marks records a sink has finished with (accepted or
 	// rejected) while others are retried; dropped counts the rejected.
 	settled []bool
@@ -92,7 +93,11 @@ func (s *Shipper) deliver(ctx context.Context, b *Batch) error {
 		}
 		started := time.Now()
 		actx, cancel := context.WithTimeout(ctx, s.cfg.AttemptTimeout)
+		// Waiting for the backend, however long it takes within the
+		// attempt's timeout, is not being wedged.
+		s.cfg.SenderPulse.Waiting()
 		err := s.cfg.Sink.Send(actx, b)
+		s.cfg.SenderPulse.Busy()
 		cancel()
 		s.cfg.Observer.Attempt(time.Since(started), len(b.Records), err)
 		if err == nil {
@@ -180,22 +185,18 @@ func jitter(d time.Duration) time.Duration {
 	return half + rand.N(half)
 }
 
-// sleep waits d while beating the sender's pulse: waiting out a backend
-// outage is not being wedged.
+// sleep waits d between attempts: waiting out a backend outage is not
+// being wedged.
 func (s *Shipper) sleep(ctx context.Context, d time.Duration) error {
+	s.cfg.SenderPulse.Waiting()
+	defer s.cfg.SenderPulse.Busy()
 	t := time.NewTimer(d)
 	defer t.Stop()
-	beat := time.NewTicker(pulseEvery)
-	defer beat.Stop()
-	for {
-		s.cfg.SenderPulse.Beat()
-		select {
-		case <-t.C:
-			return nil
-		case <-beat.C:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 

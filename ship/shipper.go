@@ -25,9 +25,11 @@ type Acker interface {
 	Ack(Ack)
 }
 
-// Pulse is beaten by a loop to show it is not wedged.
+// Pulse shows a liveness check that a loop is not wedged: Busy when it
+// starts a step, Waiting when it blocks on its input or on the backend.
 type Pulse interface {
-	Beat()
+	Busy()
+	Waiting()
 }
 
 // Observer is told how every send attempt went: metrics implement it.
@@ -83,9 +85,6 @@ const (
 	// maxRetryAfter caps a backend's own request to wait, so a bogus
 	// header cannot stall shipping for hours.
 	maxRetryAfter = 5 * time.Minute
-	// pulseEvery is how often a waiting loop shows it is alive: well within
-	// probe.StallAfter (10 s), and rare enough to cost nothing when idle.
-	pulseEvery = 3 * time.Second
 )
 
 // Config configures a Shipper.
@@ -104,9 +103,9 @@ type Config struct {
 	// MinBackoff and MaxBackoff bound the wait between attempts; zero
 	// means the defaults.
 	MinBackoff, MaxBackoff time.Duration
-	// SenderPulse is beaten by the send loop, ProducerPulse by a producer
-	// blocked in Add: while the backend is down both are waiting, not
-	// wedged, and a liveness check must see them alive.
+	// SenderPulse is the send loop's, ProducerPulse the producer's while
+	// it is blocked in Add: while the backend is down or slow both are
+	// waiting, not wedged, and a liveness check must see them so.
 	SenderPulse, ProducerPulse Pulse
 	// Observer, when set, is told about every attempt.
 	Observer Observer
@@ -196,7 +195,8 @@ func NewShipper(cfg Config) *Shipper {
 
 type noPulse struct{}
 
-func (noPulse) Beat() {}
+func (noPulse) Busy()    {}
+func (noPulse) Waiting() {}
 
 type noObserver struct{}
 
@@ -205,7 +205,14 @@ func (noObserver) Attempt(time.Duration, int, error) {}
 // Add appends one encoded record (without newline), read at readAt and
 // known to be there since waiting, whose delivery acks ack. A batch is due
 // BatchWait after the oldest waiting time of its records.
-// It blocks while every batch buffer is full or in flight, which is how a
+//
+// A batch that is due as soon as it opens (its records were known of a
+// whole wait before they were read) is held until the producer calls
+// Flush, so that the rest of the producer's turn joins it; the producer
+// must call Flush when it runs out of records for now. Any other batch is
+// sent when it is due, Flush or not.
+//
+// Add blocks while every batch buffer is full or in flight, which is how a
 // slow or down backend pauses reading. rec is copied.
 func (s *Shipper) Add(ctx context.Context, rec []byte, ack Ack, readAt, waiting time.Time) error {
 	s.mu.Lock()
@@ -222,20 +229,16 @@ func (s *Shipper) Add(ctx context.Context, rec []byte, ack Ack, readAt, waiting 
 		s.mu.Lock()
 		// Only the producer sets cur, so it is still nil here.
 		s.cur = b
-		b.opened = readAt
+		since := readAt
 		if !waiting.IsZero() && waiting.Before(readAt) {
-			// Back-date the batch to when its first record was known of,
-			// but keep a short hold, so that the rest of the read turn joins
-			// this batch instead of each record closing one of its own.
-			hold := min(s.cfg.BatchWait/10, 100*time.Millisecond)
-			b.opened = waiting
-			if earliest := readAt.Add(hold - s.cfg.BatchWait); b.opened.Before(earliest) {
-				b.opened = earliest
-			}
+			since = waiting
 		}
-		select {
-		case s.kick <- struct{}{}:
-		default:
+		b.due = since.Add(s.cfg.BatchWait)
+		if b.due.After(readAt) {
+			select {
+			case s.kick <- struct{}{}:
+			default:
+			}
 		}
 	}
 	b := s.cur
@@ -248,23 +251,31 @@ func (s *Shipper) Add(ctx context.Context, rec []byte, ack Ack, readAt, waiting 
 	return nil
 }
 
+// Flush is the producer saying it has no more records for now: the batch
+// being filled leaves at once if it is due. One that is not was given to
+// the sender's timer when it opened. Sending in the producer's wake-up,
+// rather than on a timer, keeps a steady trickle at one wake-up a batch.
+func (s *Shipper) Flush() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cur != nil && !s.closed && !time.Now().Before(s.cur.due) {
+		s.closeCurrentLocked()
+	}
+}
+
 func (s *Shipper) takeFree(ctx context.Context) (*Batch, error) {
 	select {
 	case b := <-s.free:
 		return b, nil
 	default:
 	}
-	tick := time.NewTicker(pulseEvery)
-	defer tick.Stop()
-	for {
-		select {
-		case b := <-s.free:
-			return b, nil
-		case <-tick.C:
-			s.cfg.ProducerPulse.Beat()
-		case <-ctx.Done():
-			return nil, fmt.Errorf("waiting for a free batch: %w", ctx.Err())
-		}
+	s.cfg.ProducerPulse.Waiting()
+	defer s.cfg.ProducerPulse.Busy()
+	select {
+	case b := <-s.free:
+		return b, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("waiting for a free batch: %w", ctx.Err())
 	}
 }
 
@@ -326,15 +337,14 @@ func (s *Shipper) Run(ctx context.Context) error {
 	if !wait.Stop() {
 		<-wait.C
 	}
-	beat := time.NewTicker(pulseEvery)
-	defer beat.Stop()
 	for {
-		s.cfg.SenderPulse.Beat()
+		s.cfg.SenderPulse.Waiting()
 		select {
 		case b, ok := <-s.queue:
 			if !ok {
 				return nil
 			}
+			s.cfg.SenderPulse.Busy()
 			if err := s.deliver(ctx, b); err != nil {
 				return err
 			}
@@ -343,20 +353,19 @@ func (s *Shipper) Run(ctx context.Context) error {
 		case <-s.kick:
 			s.mu.Lock()
 			if s.cur != nil {
-				wait.Reset(time.Until(s.cur.opened.Add(s.cfg.BatchWait)))
+				wait.Reset(time.Until(s.cur.due))
 			}
 			s.mu.Unlock()
 		case <-wait.C:
 			s.mu.Lock()
 			if s.cur != nil && !s.closed {
-				if due := time.Until(s.cur.opened.Add(s.cfg.BatchWait)); due > 0 {
+				if due := time.Until(s.cur.due); due > 0 {
 					wait.Reset(due)
 				} else {
 					s.closeCurrentLocked()
 				}
 			}
 			s.mu.Unlock()
-		case <-beat.C:
 		case <-ctx.Done():
 			return s.errUndelivered(ctx.Err())
 		}

@@ -598,6 +598,12 @@ type batchSizes struct {
 	sizes []int
 }
 
+func (s *batchSizes) snapshot() []int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]int(nil), s.sizes...)
+}
+
 func (s *batchSizes) Send(_ context.Context, b *Batch) error {
 	s.mu.Lock()
 	s.sizes = append(s.sizes, len(b.Records))
@@ -605,48 +611,63 @@ func (s *batchSizes) Send(_ context.Context, b *Batch) error {
 	return nil
 }
 
-// Ensure records known of before they were read (their file event came
-// earlier) make their batch due sooner, yet a read turn still fills one
-// batch rather than one per record.
-func TestShipper_BackdatedBatchKeepsTheTurnTogether(t *testing.T) {
+// Ensure records known of a whole batch wait before they were read leave
+// at the producer's Flush, in its own wake-up, as one batch for the turn:
+// with a wait of an hour, nothing else could send them within the test.
+func TestShipper_FlushSendsTheDueTurnAsOneBatch(t *testing.T) {
 	sink := &batchSizes{}
-	const wait = 2 * time.Second
+	const wait = time.Hour
 	s := NewShipper(Config{Sink: sink, Acker: &ackLog{}, Log: zerolog.Nop(), BatchBytes: 1 << 20, BatchWait: wait})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
 	now := time.Now()
-	start := now
 	for i := range 100 {
 		if err := s.Add(ctx, []byte(`{}`), Ack{Source: 1, Offset: int64(i)}, now, now.Add(-wait)); err != nil {
 			t.Fatal(err)
 		}
 	}
+	s.Flush()
 	deadline := time.Now().Add(10 * time.Second)
-	for {
-		sink.mu.Lock()
-		n := len(sink.sizes)
-		sink.mu.Unlock()
-		if n > 0 {
-			break
-		}
+	for len(sink.snapshot()) == 0 {
 		if time.Now().After(deadline) {
-			t.Fatal("the batch was never sent")
+			t.Fatal("the due batch was not sent at Flush")
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	sentAfter := time.Since(start)
 	s.Close()
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	if len(sink.sizes) != 1 || sink.sizes[0] != 100 {
-		t.Fatalf("batches %v, want one of 100", sink.sizes)
+	if sizes := sink.snapshot(); len(sizes) != 1 || sizes[0] != 100 {
+		t.Fatalf("batches %v, want one of 100", sizes)
 	}
-	// Known of a whole batch wait ago, the batch leaves after the hold,
-	// not after another full wait.
-	if sentAfter >= wait {
-		t.Errorf("sent %s after the read; the records had already waited %s", sentAfter, wait)
+}
+
+// Ensure Flush leaves a batch that is not due yet to fill: records read
+// as they were written wait for the batch wait, Flush or not.
+func TestShipper_FlushKeepsABatchThatIsNotDue(t *testing.T) {
+	sink := &batchSizes{}
+	s := NewShipper(Config{Sink: sink, Acker: &ackLog{}, Log: zerolog.Nop(), BatchBytes: 1 << 20, BatchWait: time.Hour})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	for turn := range 3 {
+		for i := range 10 {
+			now := time.Now()
+			if err := s.Add(ctx, []byte(`{}`), Ack{Source: 1, Offset: int64(turn*10 + i)}, now, now); err != nil {
+				t.Fatal(err)
+			}
+		}
+		s.Flush()
+	}
+	s.Close() // sends what is left
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if sizes := sink.snapshot(); len(sizes) != 1 || sizes[0] != 30 {
+		t.Fatalf("batches %v, want one of 30: Flush sent a batch before it was due", sizes)
 	}
 }

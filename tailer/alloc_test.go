@@ -10,6 +10,7 @@ import (
 type discard struct{ lines int }
 
 func (d *discard) Handle(context.Context, Line) error { d.lines++; return nil }
+func (d *discard) CaughtUp()                          {}
 
 // readerOver sets up a follower reading path from its start, as readFile
 // does, without the loop around it.

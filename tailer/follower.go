@@ -46,15 +46,21 @@ type Line struct {
 	Since time.Time
 }
 
-// Handler takes the records read, in file order. It may block, which
+// Handler takes the records read, in file order. Handle may block, which
 // pauses reading: that is how a slow backend holds tailcar back.
+// CaughtUp says that every line known of has been handed over and the
+// follower is about to wait: what was handed over can leave in this
+// wake-up instead of on a timer of its own.
 type Handler interface {
 	Handle(ctx context.Context, l Line) error
+	CaughtUp()
 }
 
-// Pulse is beaten by the follow loop to show it is not wedged.
+// Pulse shows a liveness check that the follow loop is not wedged: Busy
+// when it starts a turn, Waiting when it blocks on file events.
 type Pulse interface {
-	Beat()
+	Busy()
+	Waiting()
 }
 
 // Defaults for the follower's internals, which users have no reason to tune.
@@ -135,13 +141,15 @@ type Follower struct {
 	cfg    Config
 	ignore string // prefix of tailcar's own files
 
-	out      Handler
-	files    map[fileID]*file
-	byPath   map[string]*file
-	dirty    []*file
-	settling []*file // named by events, to be read when the settle timer fires
-	open     int
-	retired  []retired
+	out Handler
+	// handedOver says lines went out since the last CaughtUp.
+	handedOver bool
+	files      map[fileID]*file
+	byPath     map[string]*file
+	dirty      []*file
+	settling   []*file // named by events, to be read when the settle timer fires
+	open       int
+	retired    []retired
 
 	watcher   *fsnotify.Watcher
 	watched   map[string]bool
@@ -203,7 +211,8 @@ func NewFollower(cfg Config) *Follower {
 
 type noPulse struct{}
 
-func (noPulse) Beat() {}
+func (noPulse) Busy()    {}
+func (noPulse) Waiting() {}
 
 // Stats returns the counters so far.
 func (f *Follower) Stats() Stats {
@@ -255,7 +264,7 @@ func (f *Follower) Run(ctx context.Context, finish <-chan struct{}, out Handler)
 	settling := false
 	var settleSince time.Time
 	for {
-		f.cfg.Pulse.Beat()
+		f.cfg.Pulse.Busy()
 		if err := f.readDirty(ctx); err != nil {
 			return err
 		}
@@ -266,6 +275,9 @@ func (f *Follower) Run(ctx context.Context, finish <-chan struct{}, out Handler)
 		var more <-chan struct{}
 		if len(f.dirty) > 0 {
 			more = ready
+		} else if f.handedOver {
+			f.handedOver = false
+			f.out.CaughtUp()
 		}
 		// While events settle, none are taken: fsnotify's reader waits on
 		// its channel and the kernel merges the repeated modify events of a
@@ -274,6 +286,7 @@ func (f *Follower) Run(ctx context.Context, finish <-chan struct{}, out Handler)
 		if settling {
 			incoming = nil
 		}
+		f.cfg.Pulse.Waiting()
 		select {
 		case <-more:
 		case <-finish:
@@ -452,7 +465,10 @@ func (f *Follower) scan(ctx context.Context, initial bool) error {
 				fl.rotated = false
 				f.byPath[fl.path] = fl
 			}
-			if c.size != fl.offset {
+			// A settling file is read when its events have settled; reading
+			// it now would split that turn in two, a wake-up and a batch
+			// more for nothing.
+			if c.size != fl.offset && !fl.settling {
 				f.markDirty(fl)
 			}
 			continue

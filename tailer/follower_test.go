@@ -576,3 +576,23 @@ func TestFollower_DirectoriesAppearLater(t *testing.T) {
 	r.stop(t)
 	requireExactlyOnce(t, r.c.texts(), 200)
 }
+
+// Ensure the follower says it has caught up once it has handed over every
+// line it knows of, in turns of events and of a backlog alike, so that a
+// turn's batch can leave in the turn's own wake-up.
+func TestFollower_SaysWhenCaughtUp(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "app.log")
+	appendFile(t, path, 1, 30000) // a backlog of several read turns
+	cfg := testConfig(t, dir, "app.log")
+	r := startFollower(t, cfg)
+	waitCount(t, r, 30000)
+	waitFor(t, 10*time.Second, "CaughtUp after the backlog", func() bool { return r.c.notCaughtUp() == 0 })
+	for i := 1; i <= 3; i++ {
+		appendFile(t, path, 30000+(i-1)*100+1, 30000+i*100) // lines as an app writes them
+		waitCount(t, r, 30000+i*100)
+		waitFor(t, 10*time.Second, "CaughtUp after appended lines", func() bool { return r.c.notCaughtUp() == 0 })
+	}
+	r.stop(t)
+	requireExactlyOnce(t, r.c.texts(), 30300)
+}

@@ -24,6 +24,8 @@ type collector struct {
 	// ackUpTo, when positive, stops acking after that many lines, as if
 	// the rest were in flight when the process died.
 	ackUpTo int
+	// sinceCaughtUp counts lines handed over after the last CaughtUp.
+	sinceCaughtUp int
 }
 
 func (c *collector) Handle(_ context.Context, l Line) error {
@@ -31,10 +33,23 @@ func (c *collector) Handle(_ context.Context, l Line) error {
 	defer c.mu.Unlock()
 	l.Text = append([]byte(nil), l.Text...)
 	c.lines = append(c.lines, l)
+	c.sinceCaughtUp++
 	if c.ackUpTo == 0 || len(c.lines) <= c.ackUpTo {
 		c.pos.Ack(l.Source, l.End)
 	}
 	return nil
+}
+
+func (c *collector) CaughtUp() {
+	c.mu.Lock()
+	c.sinceCaughtUp = 0
+	c.mu.Unlock()
+}
+
+func (c *collector) notCaughtUp() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sinceCaughtUp
 }
 
 func (c *collector) snapshot() []Line {

@@ -252,17 +252,23 @@ func (p *Positions) LastSaved() time.Time {
 // acks are in.
 func (p *Positions) Run(ctx context.Context, interval time.Duration) error {
 	failing := false
+	var last time.Time // the last attempt
 	for {
 		select {
 		case <-p.changed:
-			// Gather what else changes within the interval into one save.
-			wait := time.NewTimer(interval)
-			select {
-			case <-wait.C:
-			case <-ctx.Done():
-				wait.Stop()
-				return nil
+			// The first change after a quiet spell is saved at once, in the
+			// wake-up of the ack that made it; changes that follow within
+			// the interval gather into the next save.
+			if rest := interval - time.Since(last); rest > 0 {
+				wait := time.NewTimer(rest)
+				select {
+				case <-wait.C:
+				case <-ctx.Done():
+					wait.Stop()
+					return nil
+				}
 			}
+			last = time.Now()
 			err := p.Save()
 			switch {
 			case err != nil && !failing:
