@@ -7,6 +7,7 @@
 //	    (user+sys of the shipper), peak RSS, wall time until the receiver
 //	    has every line. The floor does the same with nothing else.
 //	W2  200 files at 50 lines/s each, 20 s.
+//	W0  one file and no lines for 30 s: the cost of being there.
 //	W3  100 lines/s for 60 s (idle), with metrics off and on.
 //	Stop: SIGTERM with the backend up, time to exit beyond the drain delay.
 package main
@@ -38,7 +39,7 @@ func main() {
 	floor := flag.String("floor", "bin/floor", "floor binary")
 	lines := flag.Int("lines", 1000000, "W1 lines")
 	idle := flag.Duration("idle", 60*time.Second, "W3 duration")
-	only := flag.String("only", "", "run only this workload (W1, W2, W3, stop); for trying a change")
+	only := flag.String("only", "", "run only this workload (W0, W1, W2, W3, stop); for trying a change")
 	flag.Parse()
 	b := &bench{tailcar: *tailcar, floor: *floor, only: *only}
 	if err := b.run(*lines, *idle); err != nil {
@@ -335,7 +336,7 @@ func (b *bench) steady(workload string, files, perFileRate int, d time.Duration,
 			buf = nginxLine(buf[:0], n+1)
 			handles[n%files].Write(buf)
 		}
-		if n >= total {
+		if n >= total && now.Sub(start) >= d {
 			break
 		}
 	}
@@ -426,6 +427,10 @@ func (b *bench) run(lines int, idle time.Duration) error {
 	if b.want("W2") {
 		fmt.Fprintln(os.Stderr, "W2: 200 files at 50 lines/s, 20 s")
 		b.rows = append(b.rows, b.steady("W2", 200, 50, 20*time.Second))
+	}
+	if b.want("W0") {
+		fmt.Fprintln(os.Stderr, "W0: one file, no lines, 30 s")
+		b.rows = append(b.rows, b.steady("W0", 1, 0, 30*time.Second))
 	}
 	if b.want("W3") {
 		fmt.Fprintf(os.Stderr, "W3: 100 lines/s for %s, metrics off\n", idle)
