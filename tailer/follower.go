@@ -141,15 +141,13 @@ type Follower struct {
 	cfg    Config
 	ignore string // prefix of tailcar's own files
 
-	out Handler
-	// handedOver says lines went out since the last CaughtUp.
-	handedOver bool
-	files      map[fileID]*file
-	byPath     map[string]*file
-	dirty      []*file
-	settling   []*file // named by events, to be read when the settle timer fires
-	open       int
-	retired    []retired
+	out      Handler
+	files    map[fileID]*file
+	byPath   map[string]*file
+	dirty    []*file
+	settling []*file // named by events, read when the settle timer fires; the timer runs while any are
+	open     int
+	retired  []retired
 
 	watcher   *fsnotify.Watcher
 	watched   map[string]bool
@@ -261,7 +259,6 @@ func (f *Follower) Run(ctx context.Context, finish <-chan struct{}, out Handler)
 	close(ready)
 	settle := time.NewTimer(f.cfg.Settle)
 	settle.Stop()
-	settling := false
 	var settleSince time.Time
 	for {
 		f.cfg.Pulse.Busy()
@@ -275,15 +272,14 @@ func (f *Follower) Run(ctx context.Context, finish <-chan struct{}, out Handler)
 		var more <-chan struct{}
 		if len(f.dirty) > 0 {
 			more = ready
-		} else if f.handedOver {
-			f.handedOver = false
+		} else {
 			f.out.CaughtUp()
 		}
 		// While events settle, none are taken: fsnotify's reader waits on
 		// its channel and the kernel merges the repeated modify events of a
 		// file into one, so a line-by-line writer costs no wake-up per line.
 		incoming := events
-		if settling {
+		if len(f.settling) > 0 {
 			incoming = nil
 		}
 		f.cfg.Pulse.Waiting()
@@ -293,15 +289,13 @@ func (f *Follower) Run(ctx context.Context, finish <-chan struct{}, out Handler)
 			return f.drain(ctx)
 		case <-ctx.Done():
 			return ctx.Err()
-		case ev := <-incoming:
+		case ev := <-incoming: // only while nothing settles
 			f.onEvent(ev)
-			if len(f.settling) > 0 && !settling {
+			if len(f.settling) > 0 {
 				settle.Reset(f.cfg.Settle)
-				settling = true
 				settleSince = time.Now()
 			}
 		case <-settle.C:
-			settling = false
 			for _, fl := range f.settling {
 				if fl.since.IsZero() {
 					fl.since = settleSince

@@ -221,7 +221,6 @@ func (f *Follower) emit(ctx context.Context, fl *file, text []byte, end int64, c
 		return f.gatherMultiline(ctx, fl, text, end, cut)
 	}
 	text, shortened := cutUTF8(text, f.cfg.MaxRecordBytes)
-	f.handedOver = true
 	return f.out.Handle(ctx, Line{Source: fl.source, Path: fl.path, End: end, Text: text, Truncated: cut || shortened, Since: f.sinceOf(fl)})
 }
 
@@ -255,7 +254,6 @@ func (f *Follower) flushPending(ctx context.Context, fl *file) error {
 		return nil
 	}
 	text, shortened := cutUTF8(fl.pending, f.cfg.MaxRecordBytes)
-	f.handedOver = true
 	err := f.out.Handle(ctx, Line{Source: fl.source, Path: fl.path, End: fl.pendingEnd, Text: text, Truncated: fl.pendingCut || shortened, Since: f.sinceOf(fl)})
 	fl.hasPending, fl.pendingCut = false, false
 	f.mlPending--
