@@ -104,6 +104,7 @@ type Config struct {
 	// Derived once by loadConfig; never read from the environment directly.
 	envTags   []string
 	tagValues []enrich.Tag // env tags that are set, then static tags
+	encoder   *enrich.Encoder
 	multiline *regexp.Regexp
 	logLevel  zerolog.Level
 }
@@ -241,7 +242,8 @@ func (c *Config) validate() error {
 	default:
 		return bad("LOG_LEVEL", "must be debug, info, warn or error, not %q", c.LogLevel)
 	}
-	if _, err := enrich.NewEncoder(c.tagValues); err != nil {
+	var err error
+	if c.encoder, err = enrich.NewEncoder(c.tagValues); err != nil {
 		key := "TAGS"
 		if len(c.envTags) > 0 {
 			key = "ENV_TAGS"
@@ -250,9 +252,6 @@ func (c *Config) validate() error {
 	}
 	return nil
 }
-
-// tags are the fields added to every record.
-func (c *Config) tags() []enrich.Tag { return c.tagValues }
 
 // endpoint gathers what every network sink needs.
 func (c *Config) endpoint() (ship.Endpoint, error) {

@@ -169,11 +169,6 @@ func runAgent(cfg *Config, sink ship.Sink, log zerolog.Logger) int {
 		log.Error().Err(err).Msg("cannot start")
 		return exitUndelivered
 	}
-	enc, err := enrich.NewEncoder(cfg.tags())
-	if err != nil {
-		log.Error().Err(err).Msg("cannot start")
-		return exitBadConfig
-	}
 	followerPulse, senderPulse := probe.NewPulse("follower"), probe.NewPulse("sender")
 	m := newMetrics(cfg.heartbeatPath(), cfg.ProbeMaxAge)
 	shipper := ship.NewShipper(ship.Config{
@@ -192,7 +187,7 @@ func runAgent(cfg *Config, sink ship.Sink, log zerolog.Logger) int {
 		Settle: min(max(cfg.BatchWait, 10*time.Millisecond), 5*time.Second),
 	})
 	heartbeat := probe.NewHeartbeat(cfg.heartbeatPath(), cfg.ProbeMaxAge, log, followerPulse, senderPulse)
-	pipe := &pipeline{enc: enc, shipper: shipper}
+	pipe := &pipeline{enc: cfg.encoder, shipper: shipper}
 	m.attach(follower, shipper, positions, pipe)
 
 	// Checkpoints, the heartbeat and metrics live until the very end.
