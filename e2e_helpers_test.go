@@ -8,13 +8,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
-	"sort"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tailcar/tailcar/examples/loggen/seq"
 )
 
 // Binaries built once for every end-to-end test in this package.
@@ -209,41 +208,6 @@ func waitFor(t *testing.T, deadline time.Duration, what string, cond func() bool
 	}
 }
 
-var seqRE = regexp.MustCompile(`seq=(\d+)`)
-
-// tally counts, for numbered lines 1..written, how many times each arrived.
-type tally struct {
-	written, received, missing, duplicated int
-	missingSeqs                            []int
-}
-
-func (c tally) String() string {
-	return fmt.Sprintf("written %d, received %d, missing %d, duplicated %d", c.written, c.received, c.missing, c.duplicated)
-}
-
-func countSeqs(messages []string, written int) tally {
-	seen := make(map[int]int)
-	c := tally{written: written}
-	for _, m := range messages {
-		if s := seqRE.FindStringSubmatch(m); s != nil {
-			n, _ := strconv.Atoi(s[1])
-			seen[n]++
-			c.received++
-		}
-	}
-	for i := 1; i <= written; i++ {
-		switch n := seen[i]; {
-		case n == 0:
-			c.missing++
-			c.missingSeqs = append(c.missingSeqs, i)
-		case n > 1:
-			c.duplicated += n - 1
-		}
-	}
-	sort.Ints(c.missingSeqs)
-	return c
-}
-
 func messages(recs []map[string]any) []string {
 	out := make([]string, 0, len(recs))
 	for _, r := range recs {
@@ -279,17 +243,13 @@ func runLoggen(t *testing.T, args ...string) {
 	}
 }
 
-func requireNoLoss(t *testing.T, c tally, wantDuplicates bool) {
+func requireNoLoss(t *testing.T, c seq.Tally, wantDuplicates bool) {
 	t.Helper()
 	t.Logf("delivery: %s", c)
-	if c.missing != 0 {
-		first := c.missingSeqs
-		if len(first) > 20 {
-			first = first[:20]
-		}
-		t.Errorf("%d lines missing, first: %v", c.missing, first)
+	if c.Missing != 0 {
+		t.Errorf("%d lines missing, first: %v", c.Missing, c.FirstMissing(20))
 	}
-	if !wantDuplicates && c.duplicated != 0 {
-		t.Errorf("%d lines duplicated", c.duplicated)
+	if !wantDuplicates && c.Duplicated != 0 {
+		t.Errorf("%d lines duplicated", c.Duplicated)
 	}
 }

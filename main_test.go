@@ -2,17 +2,19 @@ package main
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/tailcar/tailcar/examples/loggen/seq"
 	"github.com/tailcar/tailcar/probe"
 )
 
@@ -90,7 +92,7 @@ func TestRun_ShipsExistingAppendedAndDrainDelayLines(t *testing.T) {
 		t.Errorf("exited %s after SIGTERM, before the %s drain delay", took, delay)
 	}
 	recs := p.records()
-	requireNoLoss(t, countSeqs(messages(recs), 2200), false)
+	requireNoLoss(t, seq.Count(messages(recs), 2200), false)
 	if len(recs) != 2200 {
 		t.Errorf("got %d records, want 2200", len(recs))
 	}
@@ -113,7 +115,7 @@ func TestRun_AliyunEnvTagsFallback(t *testing.T) {
 		t.Fatalf("exit code %d, want 0", code)
 	}
 	recs := p.records()
-	requireNoLoss(t, countSeqs(messages(recs), 50), false)
+	requireNoLoss(t, seq.Count(messages(recs), 50), false)
 	requireTags(t, recs, nil)
 }
 
@@ -138,7 +140,7 @@ func TestRun_ExitFileDrainsAndExitsZero(t *testing.T) {
 		t.Errorf("the drain was not started by the exit file:\n%s", p.stderrText())
 	}
 	recs := p.records()
-	requireNoLoss(t, countSeqs(messages(recs), 500), false)
+	requireNoLoss(t, seq.Count(messages(recs), 500), false)
 	requireTags(t, recs, nil)
 }
 
@@ -193,42 +195,65 @@ func TestProbe_FollowsTheRunnersLife(t *testing.T) {
 	}
 }
 
-// Ensure the probe stays healthy while the backend is down: waiting for a
-// backend is not being wedged, and a restart would not help.
-func TestProbe_HealthyWhileBackendDown(t *testing.T) {
-	dir := t.TempDir()
-	log := filepath.Join(dir, "app.log")
+// backendFailing starts tailcar shipping to url, a backend that fails,
+// with a 2 s probe limit and no drain delay. The lines fill more than every
+// batch buffer, so the follower too ends up waiting on the backend.
+func backendFailing(t *testing.T, url string) (*proc, map[string]string) {
+	t.Helper()
+	log := filepath.Join(t.TempDir(), "app.log")
 	appendLines(t, log, 1, 20000)
 	env := map[string]string{
 		"TAILCAR_PATHS":         log,
 		"TAILCAR_SINK":          "http",
-		"TAILCAR_SINK_URL":      "http://127.0.0.1:9/nothing-listens-here",
-		"TAILCAR_PROBE_MAX_AGE": "2s",
+		"TAILCAR_SINK_URL":      url,
 		"TAILCAR_BATCH_BYTES":   "64KiB",
+		"TAILCAR_PROBE_MAX_AGE": "2s",
 		"TAILCAR_DRAIN_DELAY":   "0s",
 		"TAILCAR_DRAIN_TIMEOUT": "1s",
 	}
-	p := startTailcar(t, env)
-	waitFor(t, 10*time.Second, "the first failed send", func() bool { return strings.Contains(p.stderrText(), "send failed") })
-	// Stay down for several probe periods: every probe must pass.
-	end := time.Now().Add(3 * 2 * time.Second)
+	return startTailcar(t, env), env
+}
+
+// requireHealthyWhileFailing probes p past the time a stuck loop stops the
+// heartbeat plus the probe's own limit after it: every probe must pass.
+// Then it stops p, which cannot have delivered anything: exit 1.
+func requireHealthyWhileFailing(t *testing.T, p *proc, env map[string]string, still func() error) {
+	t.Helper()
+	end := time.Now().Add(probe.StallAfter + 2*2*time.Second)
 	for time.Now().Before(end) {
 		if code, why := runProbe(t, env); code != 0 {
-			t.Fatalf("probe failed while the backend was down: %s", why)
+			t.Fatalf("probe failed while the backend failed: %s", why)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+	if err := still(); err != nil {
+		t.Fatal(err)
+	}
 	p.signal(syscall.SIGTERM)
-	// Nothing could be delivered before the drain timeout: exit 1.
 	if code := p.wait(30 * time.Second); code != 1 {
 		t.Fatalf("exit code %d, want 1 (records undelivered)", code)
 	}
+}
+
+// Ensure the probe stays healthy while the backend is down: waiting for a
+// backend is not being wedged, and a restart would not help.
+func TestProbe_HealthyWhileBackendDown(t *testing.T) {
+	t.Parallel()
+	p, env := backendFailing(t, "http://127.0.0.1:9/nothing-listens-here")
+	waitFor(t, 10*time.Second, "the first failed send", func() bool { return strings.Contains(p.stderrText(), "send failed") })
+	requireHealthyWhileFailing(t, p, env, func() error {
+		if strings.Contains(p.stderrText(), "backend recovered") {
+			return errors.New("a backend that was never up recovered")
+		}
+		return nil
+	})
 }
 
 // Ensure the probe stays healthy while one send hangs for longer than a
 // loop may be stuck: a backend that accepts and never answers is slow, not
 // a wedged tailcar, for as long as the attempt's own timeout allows.
 func TestProbe_HealthyWhileBackendHangs(t *testing.T) {
+	t.Parallel()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -236,44 +261,29 @@ func TestProbe_HealthyWhileBackendHangs(t *testing.T) {
 	defer l.Close()
 	var accepted atomic.Int64
 	go func() {
+		var held []net.Conn // open, never answered
+		defer func() {
+			for _, c := range held {
+				c.Close()
+			}
+		}()
 		for {
 			c, err := l.Accept()
 			if err != nil {
 				return
 			}
 			accepted.Add(1)
-			defer c.Close() // held open, never answered
+			held = append(held, c)
 		}
 	}()
-	dir := t.TempDir()
-	log := filepath.Join(dir, "app.log")
-	appendLines(t, log, 1, 100)
-	env := map[string]string{
-		"TAILCAR_PATHS":         log,
-		"TAILCAR_SINK":          "http",
-		"TAILCAR_SINK_URL":      "http://" + l.Addr().String() + "/",
-		"TAILCAR_PROBE_MAX_AGE": "2s",
-		"TAILCAR_DRAIN_DELAY":   "0s",
-		"TAILCAR_DRAIN_TIMEOUT": "1s",
-	}
-	p := startTailcar(t, env)
+	p, env := backendFailing(t, "http://"+l.Addr().String()+"/")
 	waitFor(t, 10*time.Second, "a send to the hanging backend", func() bool { return accepted.Load() > 0 })
-	// Past the stall limit and the probe's own limit after it: every probe
-	// must pass, and the first attempt (30 s timeout) is still hanging.
-	end := time.Now().Add(probe.StallAfter + 2*2*time.Second)
-	for time.Now().Before(end) {
-		if code, why := runProbe(t, env); code != 0 {
-			t.Fatalf("probe failed while a send hung: %s", why)
+	requireHealthyWhileFailing(t, p, env, func() error {
+		if n := accepted.Load(); n != 1 {
+			return fmt.Errorf("%d connections; want the first attempt (30 s timeout) still hanging", n)
 		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	if n := accepted.Load(); n != 1 {
-		t.Fatalf("%d connections; want the first attempt still hanging", n)
-	}
-	p.signal(syscall.SIGTERM)
-	if code := p.wait(30 * time.Second); code != 1 {
-		t.Fatalf("exit code %d, want 1 (records undelivered)", code)
-	}
+		return nil
+	})
 }
 
 // Ensure an invalid configuration gives exit 2 and one stderr line that
@@ -426,14 +436,13 @@ func TestRun_SecondSignalAndEndlessWriter(t *testing.T) {
 	}
 	maxSeq := 0
 	for _, m := range messages(p.records()) {
-		if s := seqRE.FindStringSubmatch(m); s != nil {
-			n, _ := strconv.Atoi(s[1])
+		if n, ok := seq.Of(m); ok {
 			maxSeq = max(maxSeq, n)
 		}
 	}
-	c := countSeqs(messages(p.records()), maxSeq)
+	c := seq.Count(messages(p.records()), maxSeq)
 	t.Logf("shipped up to line %d while the writer went on: %s", maxSeq, c)
-	if c.missing != 0 || c.duplicated != 0 {
+	if c.Missing != 0 || c.Duplicated != 0 {
 		t.Fatalf("want lines 1..%d each once: %s", maxSeq, c)
 	}
 }

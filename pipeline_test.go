@@ -31,9 +31,25 @@ func TestPipeline_HandleAllocatesNothing(t *testing.T) {
 		Text: []byte(`10.0.0.1 - - [24/Nov/2026:10:00:00 +0000] "GET /api/v1/items?seq=42 HTTP/1.1" 200 512 "-" "Mozilla/5.0"`)}
 	ctx := context.Background()
 	for range 20000 {
-		_ = p.Handle(ctx, l)
+		if err := p.Handle(ctx, l); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if n := testing.AllocsPerRun(2000, func() { _ = p.Handle(ctx, l) }); n > 0.01 {
+	var handleErr error
+	n := testing.AllocsPerRun(2000, func() {
+		if err := p.Handle(ctx, l); err != nil {
+			handleErr = err
+		}
+	})
+	// A Handle that failed early would allocate nothing too: every line
+	// must have reached its batch.
+	if handleErr != nil {
+		t.Fatal(handleErr)
+	}
+	if added := s.Stats().Added; added != 20000+2001 {
+		t.Fatalf("%d records added, want %d", added, 20000+2001)
+	}
+	if n > 0.01 {
 		t.Fatalf("Handle allocates %.2f times per line", n)
 	}
 }

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tailcar/tailcar/examples/loggen/seq"
 )
 
 // onDisk returns the numbered lines present in the rotated set of files
@@ -38,8 +40,7 @@ func onDisk(t *testing.T, pattern string) map[int]bool {
 		}
 		sc := bufio.NewScanner(r)
 		for sc.Scan() {
-			if m := seqRE.FindStringSubmatch(sc.Text()); m != nil {
-				n, _ := strconv.Atoi(m[1])
+			if n, ok := seq.Of(sc.Text()); ok {
 				seen[n] = true
 			}
 		}
@@ -105,17 +106,17 @@ func TestRun_LogrotateUnderLoad(t *testing.T) {
 			}
 			waitFor(t, 30*time.Second, "every line that exists on disk", func() bool {
 				disk := onDisk(t, log+"*")
-				got := countSeqs(messages(p.records()), total)
-				return got.received >= len(disk)
+				got := seq.Count(messages(p.records()), total)
+				return got.Received >= len(disk)
 			})
 			p.signal(syscall.SIGTERM)
 			if code := p.wait(30 * time.Second); code != 0 {
 				t.Fatalf("exit code %d, want 0", code)
 			}
 			disk := onDisk(t, log+"*")
-			c := countSeqs(messages(p.records()), total)
+			c := seq.Count(messages(p.records()), total)
 			lostOnDisk, destroyed := 0, 0
-			for _, n := range c.missingSeqs {
+			for _, n := range c.MissingSeqs {
 				if disk[n] {
 					lostOnDisk++
 				} else {
@@ -127,11 +128,11 @@ func TestRun_LogrotateUnderLoad(t *testing.T) {
 			if rotations < 3 {
 				t.Errorf("only %d rotations", rotations)
 			}
-			if lostOnDisk != 0 || c.duplicated != 0 {
-				t.Errorf("tailcar lost %d lines that are on disk and repeated %d", lostOnDisk, c.duplicated)
+			if lostOnDisk != 0 || c.Duplicated != 0 {
+				t.Errorf("tailcar lost %d lines that are on disk and repeated %d", lostOnDisk, c.Duplicated)
 			}
-			if mode == "create" && c.missing != 0 {
-				t.Errorf("create mode cannot destroy lines, yet %d are missing", c.missing)
+			if mode == "create" && c.Missing != 0 {
+				t.Errorf("create mode cannot destroy lines, yet %d are missing", c.Missing)
 			}
 		})
 	}
@@ -184,7 +185,7 @@ func TestRun_KillNineRestartsLoseNothing(t *testing.T) {
 		for _, p := range runs {
 			all = append(all, messages(p.records())...)
 		}
-		return countSeqs(all, total).missing == 0
+		return seq.Count(all, total).Missing == 0
 	})
 	last.signal(syscall.SIGTERM)
 	if code := last.wait(30 * time.Second); code != 0 {
@@ -194,16 +195,16 @@ func TestRun_KillNineRestartsLoseNothing(t *testing.T) {
 	for _, p := range runs {
 		all = append(all, messages(p.records())...)
 	}
-	c := countSeqs(all, total)
+	c := seq.Count(all, total)
 	t.Logf("%d kill -9 and restarts: %s", kills, c)
-	if c.missing != 0 {
-		t.Fatalf("%d lines lost across kill -9", c.missing)
+	if c.Missing != 0 {
+		t.Fatalf("%d lines lost across kill -9", c.Missing)
 	}
 	// Each kill may repeat what was acked since the last save (200 ms) and
 	// what was in flight (batches close after 100 ms): well under a second
 	// of lines.
-	if limit := kills * rate; c.duplicated > limit {
-		t.Errorf("%d duplicates over %d kills; want at most %d", c.duplicated, kills, limit)
+	if limit := kills * rate; c.Duplicated > limit {
+		t.Errorf("%d duplicates over %d kills; want at most %d", c.Duplicated, kills, limit)
 	}
 }
 

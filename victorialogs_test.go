@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tailcar/tailcar/examples/loggen/seq"
 )
 
 // victoriaLogs is a real VictoriaLogs server on 127.0.0.1, installed by
@@ -213,10 +215,10 @@ func TestSinks_VictoriaLogsOutage(t *testing.T) {
 					}
 				}
 			}
-			c := countSeqs(msgs, total)
+			c := seq.Count(msgs, total)
 			t.Logf("%s through a 10 s outage: %s; peak RSS %.1f MiB", sink.name, c, float64(rss)/1024)
-			if c.missing != 0 {
-				t.Errorf("%d lines missing, first %v", c.missing, c.missingSeqs[:min(20, len(c.missingSeqs))])
+			if c.Missing != 0 {
+				t.Errorf("%d lines missing, first %v", c.Missing, c.FirstMissing(20))
 			}
 			if !strings.Contains(p.stderrText(), "backend recovered") {
 				t.Error("the recovery was not logged")

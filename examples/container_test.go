@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tailcar/tailcar/examples/loggen/seq"
 )
 
 // The container tests run under `make e2e` (part of `make test`), which
@@ -85,29 +87,17 @@ func records(t *testing.T, container string) []map[string]any {
 	return recs
 }
 
-var seqRE = regexp.MustCompile(`seq=(\d+)`)
-
-// tally counts numbered lines 1..written among the records.
-func tally(t *testing.T, recs []map[string]any, written int) (missing, duplicated int) {
+// tally counts numbered lines 1..written among the records' messages.
+func tally(t *testing.T, recs []map[string]any, written int) seq.Tally {
 	t.Helper()
-	seen := make(map[int]int)
+	msgs := make([]string, 0, len(recs))
 	for _, r := range recs {
 		msg, _ := r["message"].(string)
-		if m := seqRE.FindStringSubmatch(msg); m != nil {
-			n, _ := strconv.Atoi(m[1])
-			seen[n]++
-		}
+		msgs = append(msgs, msg)
 	}
-	for i := 1; i <= written; i++ {
-		switch n := seen[i]; {
-		case n == 0:
-			missing++
-		case n > 1:
-			duplicated += n - 1
-		}
-	}
-	t.Logf("delivery: written %d, received %d, missing %d, duplicated %d", written, len(recs), missing, duplicated)
-	return missing, duplicated
+	c := seq.Count(msgs, written)
+	t.Logf("delivery: %s", c)
+	return c
 }
 
 func removeContainers(t *testing.T, names ...string) {
@@ -201,8 +191,8 @@ func TestContainer_ReadOnlyShipsProbesAndDrains(t *testing.T) {
 	}
 	recs := records(t, tc)
 	t.Logf("%d records shipped before podman stop, %d after it", before, len(recs)-before)
-	if missing, dup := tally(t, recs, total); missing != 0 || dup != 0 {
-		t.Fatalf("%d missing, %d duplicated", missing, dup)
+	if c := tally(t, recs, total); c.Missing != 0 || c.Duplicated != 0 {
+		t.Fatalf("want every line once: %s; first missing %v", c, c.FirstMissing(20))
 	}
 	if before >= total {
 		t.Fatal("every line was shipped before the stop; the drain shipped nothing")
@@ -225,8 +215,8 @@ func TestContainer_ExitFileEndsTheSidecar(t *testing.T) {
 	if code := podman(t, "wait", tc); code != "0" {
 		t.Fatalf("tailcar exited %s after the exit file, want 0", code)
 	}
-	if missing, dup := tally(t, records(t, tc), total); missing != 0 || dup != 0 {
-		t.Fatalf("%d missing, %d duplicated", missing, dup)
+	if c := tally(t, records(t, tc), total); c.Missing != 0 || c.Duplicated != 0 {
+		t.Fatalf("want every line once: %s; first missing %v", c, c.FirstMissing(20))
 	}
 }
 
@@ -266,8 +256,8 @@ func TestContainer_KubePlayExamplePod(t *testing.T) {
 		t.Fatalf("probe in the pod: exit %d: %s", code, out)
 	}
 	recs := records(t, "web-tailcar")
-	if missing, dup := tally(t, recs, total); missing != 0 || dup != 0 {
-		t.Fatalf("%d missing, %d duplicated", missing, dup)
+	if c := tally(t, recs, total); c.Missing != 0 || c.Duplicated != 0 {
+		t.Fatalf("want every line once: %s; first missing %v", c, c.FirstMissing(20))
 	}
 	for _, r := range recs {
 		if r["_pod_name_"] != "web" {

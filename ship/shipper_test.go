@@ -563,9 +563,24 @@ func TestShipper_AddDoesNotAllocate(t *testing.T) {
 	ctx := context.Background()
 	now := time.Now()
 	for range 10000 { // grow the batch buffers first
-		_ = s.Add(ctx, rec, Ack{}, now, now)
+		if err := s.Add(ctx, rec, Ack{}, now, now); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if n := testing.AllocsPerRun(1000, func() { _ = s.Add(ctx, rec, Ack{}, now, now) }); n > 0.01 {
+	var addErr error
+	n := testing.AllocsPerRun(1000, func() {
+		if err := s.Add(ctx, rec, Ack{}, now, now); err != nil {
+			addErr = err
+		}
+	})
+	// An Add that failed early would allocate nothing too.
+	if addErr != nil {
+		t.Fatal(addErr)
+	}
+	if added := s.Stats().Added; added != 10000+1001 {
+		t.Fatalf("%d records added, want %d", added, 10000+1001)
+	}
+	if n > 0.01 {
 		t.Fatalf("Add allocates %.2f times per record", n)
 	}
 }

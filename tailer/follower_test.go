@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tailcar/tailcar/examples/loggen/seq"
 )
 
 // isFollowing reports whether the file now at path is followed.
@@ -387,9 +389,9 @@ func TestFollower_RestartResumesFromAcks(t *testing.T) {
 	waitCount(t, r2, 6000-3000)
 	r2.stop(t)
 	all := append(first, r2.c.texts()...)
-	c := count(all, 6000)
+	c := seq.Count(all, 6000)
 	t.Logf("delivery across the restart: %s", c)
-	if c.missing != 0 || c.duplicated != 2000 {
+	if c.Missing != 0 || c.Duplicated != 2000 {
 		t.Fatalf("want 0 missing and exactly the 2000 unacked lines again; %s", c)
 	}
 }
@@ -458,9 +460,10 @@ func TestFollower_StartAtEnd(t *testing.T) {
 	appendFile(t, filepath.Join(dir, "new.log"), 151, 200)
 	waitFor(t, 10*time.Second, "100 lines", func() bool { return len(r.c.texts()) >= 100 })
 	r.stop(t)
-	c := count(r.c.texts(), 200)
-	if c.received != 100 || c.duplicated != 0 || c.missing != 100 {
-		t.Fatalf("want exactly lines 101-200; %s", c)
+	c := seq.Count(r.c.texts(), 200)
+	// Exactly 101..200: the missing ones are 1..100, all of them.
+	if c.Received != 100 || c.Duplicated != 0 || c.Missing != 100 || c.MissingSeqs[0] != 1 || c.MissingSeqs[99] != 100 {
+		t.Fatalf("want exactly lines 101-200; %s; missing %v…", c, c.FirstMissing(5))
 	}
 }
 

@@ -6,13 +6,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
+	"github.com/tailcar/tailcar/examples/loggen/seq"
 )
 
 // collector is a Handler that records every line and acks it at once, as
@@ -182,54 +181,18 @@ func appendFile(t *testing.T, path string, from, to int) {
 	writeLines(t, f, from, to)
 }
 
-var seqRE = regexp.MustCompile(`seq=(\d+)`)
-
-// tally is the verdict of a delivery test on numbered lines.
-type tally struct {
-	written, received, missing, duplicated int
-	firstMissing                           []int
-}
-
-func (c tally) String() string {
-	return fmt.Sprintf("written %d, received %d, missing %d, duplicated %d", c.written, c.received, c.missing, c.duplicated)
-}
-
-func count(texts []string, written int) tally {
-	seen := make(map[int]int)
-	c := tally{written: written}
-	for _, s := range texts {
-		if m := seqRE.FindStringSubmatch(s); m != nil {
-			n, _ := strconv.Atoi(m[1])
-			seen[n]++
-			c.received++
-		}
-	}
-	for i := 1; i <= written; i++ {
-		switch n := seen[i]; {
-		case n == 0:
-			c.missing++
-			if len(c.firstMissing) < 20 {
-				c.firstMissing = append(c.firstMissing, i)
-			}
-		case n > 1:
-			c.duplicated += n - 1
-		}
-	}
-	return c
-}
-
 // requireExactlyOnce fails unless every line 1..written arrived once.
 func requireExactlyOnce(t *testing.T, texts []string, written int) {
 	t.Helper()
-	c := count(texts, written)
+	c := seq.Count(texts, written)
 	t.Logf("delivery: %s", c)
-	if c.missing != 0 || c.duplicated != 0 || c.received != written {
-		t.Fatalf("want every line exactly once; %s; first missing %v", c, c.firstMissing)
+	if c.Missing != 0 || c.Duplicated != 0 || c.Received != written {
+		t.Fatalf("want every line exactly once; %s; first missing %v", c, c.FirstMissing(20))
 	}
 }
 
 // waitCount waits until n numbered lines have arrived.
 func waitCount(t *testing.T, r *running, n int) {
 	t.Helper()
-	waitFor(t, 30*time.Second, fmt.Sprintf("%d lines", n), func() bool { return count(r.c.texts(), n).received >= n })
+	waitFor(t, 30*time.Second, fmt.Sprintf("%d lines", n), func() bool { return seq.Count(r.c.texts(), n).Received >= n })
 }
