@@ -117,8 +117,13 @@ func TestMetrics_CountersMatchWhatHappened(t *testing.T) {
 	}
 	appendLines(t, log, 1001, 2000)
 	waitFor(t, 30*time.Second, "2000 records", func() bool { return got() >= 2000 })
-
-	m := scrape(t, addr)
+	// The receiver counts a batch before tailcar has its answer: the
+	// counters are due once tailcar has taken the acknowledgement.
+	var m map[string]float64
+	waitFor(t, 10*time.Second, "tailcar to count the last batch acknowledged", func() bool {
+		m = scrape(t, addr)
+		return m["tailcar_records_shipped_total"] >= 2000
+	})
 	mu.Lock()
 	fails := failures
 	mu.Unlock()
