@@ -41,12 +41,9 @@ fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
-## deps: apt packages (logrotate) and pinned test servers (VictoriaLogs)
+## deps: apt packages (logrotate, nginx) and pinned test servers (VictoriaLogs)
 deps: $(VL_BIN)
-	@command -v logrotate >/dev/null 2>&1 || { \
-	  echo "installing logrotate"; \
-	  SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && $$SUDO DEBIAN_FRONTEND=noninteractive apt-get install -y -qq logrotate >/dev/null; }
+	@sh .ci/apt-need logrotate=logrotate /usr/sbin/nginx=nginx-light
 
 $(VL_BIN):
 	@echo "building VictoriaLogs $(VL_VERSION) (once; cached in $(CACHE))"
@@ -72,10 +69,7 @@ image: builder-image
 	$(PODMAN) build --pull=never --build-arg GO_IMAGE=$(BUILDER) --target loggen -t localhost/tailcar-loggen:dev .
 
 image-deps:
-	@command -v podman >/dev/null 2>&1 && command -v runc >/dev/null 2>&1 && [ -x /bin/busybox ] || { \
-	  echo "installing podman, runc (crun fails on these machines) and busybox-static"; \
-	  SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && $$SUDO DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman runc busybox-static >/dev/null; }
+	@sh .ci/apt-need podman=podman runc=runc /bin/busybox=busybox-static
 
 # The golang image cannot be pulled here: build a stand-in from the host's
 # Go toolchain and module cache (examples/container/builder.Containerfile).
