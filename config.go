@@ -3,16 +3,13 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/url"
 	"os"
 	"path/filepath"
-	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/bmatcuk/doublestar/v4"
@@ -36,6 +33,8 @@ type Config struct {
 	Paths List `envconfig:"PATHS" required:"true" desc:"comma-separated glob patterns of files to follow; ** matches across directories; new matching files are read from their start"`
 	// Exclude are glob patterns never followed.
 	Exclude List `envconfig:"EXCLUDE" desc:"comma-separated globs never followed; without / matched against the base name (*.gz), with / against the whole path"`
+	// SymlinkRoots are where symlink targets may lie besides the patterns' directories.
+	SymlinkRoots List `envconfig:"SYMLINK_ROOTS" desc:"comma-separated directories where symlink targets may lie, beyond the directories the patterns name; other links are refused"`
 	// StartAt applies to files present at start without a checkpoint.
 	StartAt string `envconfig:"START_AT" default:"beginning" desc:"beginning or end: where to start in a file that exists at start and has no checkpoint"`
 	// Positions is the checkpoint file; empty means beside the first pattern.
@@ -102,11 +101,11 @@ type Config struct {
 	LogLevel string `envconfig:"LOG_LEVEL" default:"info" desc:"tailcar's own log level on stderr: debug, info, warn or error"`
 
 	// Derived once by loadConfig; never read from the environment directly.
-	envTags   []string
-	tagValues []enrich.Tag // env tags that are set, then static tags
-	encoder   *enrich.Encoder
-	multiline *regexp.Regexp
-	logLevel  zerolog.Level
+	envTagsVar string      // the variable the env tag names came from
+	tagValues  []enrich.Tag // env tags that are set, then static tags
+	encoder    *enrich.Encoder
+	multiline  *regexp.Regexp
+	logLevel   zerolog.Level
 }
 
 // configError names the variable at fault, as the one stderr line says.
@@ -117,8 +116,15 @@ type configError struct {
 
 func (e *configError) Error() string { return e.Key + ": " + e.Err.Error() }
 
-// loadConfig reads and validates the configuration, and reads the values
-// of the env tags: packages never read the environment.
+func (e *configError) Unwrap() error { return e.Err }
+
+// bad is a configError for TAILCAR_<key>.
+func bad(key, format string, args ...any) error {
+	return &configError{envPrefix + "_" + key, fmt.Errorf(format, args...)}
+}
+
+// loadConfig reads the configuration, checks it, and derives what the
+// components need from it: packages never read the environment.
 func loadConfig() (*Config, error) {
 	var cfg Config
 	if err := envconfig.Process(envPrefix, &cfg); err != nil {
@@ -129,23 +135,13 @@ func loadConfig() (*Config, error) {
 		// envconfig's other error is a missing required variable.
 		return nil, &configError{"TAILCAR_PATHS", errors.New("required, and not set")}
 	}
-	if _, set := os.LookupEnv("TAILCAR_ENV_TAGS"); set {
-		cfg.envTags = cfg.EnvTags
-	} else if v, ok := os.LookupEnv(aliyunEnvTags); ok {
-		cfg.envTags = splitPipes(v)
-	}
-	for _, name := range cfg.envTags {
-		if v, ok := os.LookupEnv(name); ok {
-			cfg.tagValues = append(cfg.tagValues, enrich.Tag{Name: name, Value: v})
-		}
-	}
-	for _, kv := range cfg.Tags {
-		cfg.tagValues = append(cfg.tagValues, enrich.Tag{Name: kv[0], Value: kv[1]})
+	if err := cfg.readSecretFiles(); err != nil {
+		return nil, err
 	}
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	if err := cfg.readSecretFiles(); err != nil {
+	if err := cfg.derive(os.LookupEnv); err != nil {
 		return nil, err
 	}
 	return &cfg, nil
@@ -163,10 +159,8 @@ func describeParseError(pe *envconfig.ParseError) error {
 	return fmt.Errorf("invalid %s %q", kind, pe.Value)
 }
 
+// validate checks each value on its own terms; it changes nothing.
 func (c *Config) validate() error {
-	bad := func(key, format string, args ...any) error {
-		return &configError{"TAILCAR_" + key, fmt.Errorf(format, args...)}
-	}
 	// envconfig's required only checks that the variable is set.
 	if len(c.Paths) == 0 {
 		return bad("PATHS", "required, and empty")
@@ -184,36 +178,14 @@ func (c *Config) validate() error {
 	if c.StartAt != "beginning" && c.StartAt != "end" {
 		return bad("START_AT", "must be beginning or end, not %q", c.StartAt)
 	}
-	if c.MultilineStart != "" {
-		re, err := regexp.Compile(c.MultilineStart)
-		if err != nil {
-			return bad("MULTILINE_START", "invalid regular expression: %v", err)
-		}
-		c.multiline = re
-	}
 	if c.MaxRecordBytes <= 0 {
 		return bad("MAX_RECORD_BYTES", "must be more than 0")
 	}
 	if c.BatchBytes <= 0 {
 		return bad("BATCH_BYTES", "must be more than 0")
 	}
-	switch c.Sink {
-	case "stdout":
-	case "http", "elasticsearch", "loki":
-		if c.SinkURL == "" {
-			return bad("SINK_URL", "required for the %s sink", c.Sink)
-		}
-		u, err := url.Parse(c.SinkURL)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return bad("SINK_URL", "invalid URL %q: want http(s)://host[:port][/path][?query]", c.SinkURL)
-		}
-	default:
-		return bad("SINK", "must be stdout, http, elasticsearch or loki, not %q", c.Sink)
-	}
-	switch c.Compression {
-	case "none", "gzip", "zstd":
-	default:
-		return bad("COMPRESSION", "must be none, gzip or zstd, not %q", c.Compression)
+	if err := c.validateSink(); err != nil {
+		return err
 	}
 	for _, d := range []struct {
 		key      string
@@ -230,7 +202,7 @@ func (c *Config) validate() error {
 		}
 	}
 	if c.MetricsAddr != "" {
-		if _, port, err := net.SplitHostPort(c.MetricsAddr); err != nil || port == "" {
+		if _, port, err := net.SplitHostPort(c.MetricsAddr); err != nil || !validPort(port) {
 			return bad("METRICS_ADDR", "invalid listen address %q: want host:port or :port", c.MetricsAddr)
 		}
 	}
@@ -238,17 +210,123 @@ func (c *Config) validate() error {
 	// and mean nothing: only the four documented levels are accepted.
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
-		c.logLevel, _ = zerolog.ParseLevel(c.LogLevel)
 	default:
 		return bad("LOG_LEVEL", "must be debug, info, warn or error, not %q", c.LogLevel)
 	}
+	return nil
+}
+
+// validateSink checks what the sinks are given: values that would make
+// every request fail are configuration errors, not reasons to retry.
+func (c *Config) validateSink() error {
+	switch c.Sink {
+	case "stdout":
+	case "http", "elasticsearch", "loki":
+		if c.SinkURL == "" {
+			return bad("SINK_URL", "required for the %s sink", c.Sink)
+		}
+		u, err := url.Parse(c.SinkURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return bad("SINK_URL", "invalid URL %q: want http(s)://host[:port][/path][?query]", ship.RedactURL(c.SinkURL))
+		}
+		if port := u.Port(); port != "" && !validPort(port) {
+			return bad("SINK_URL", "invalid port %q in %q: want 1-65535", port, ship.RedactURL(c.SinkURL))
+		}
+	default:
+		return bad("SINK", "must be stdout, http, elasticsearch or loki, not %q", c.Sink)
+	}
+	switch c.Compression {
+	case "none", "gzip", "zstd":
+	default:
+		return bad("COMPRESSION", "must be none, gzip or zstd, not %q", c.Compression)
+	}
+	for _, kv := range c.SinkHeaders {
+		if !validHeaderName(kv[0]) {
+			return bad("SINK_HEADERS", "invalid header name %q: letters, digits and !#$%%&'*+-.^_`|~ only", kv[0])
+		}
+		if !validHeaderValue(kv[1]) {
+			return bad("SINK_HEADERS", "the value of header %s holds a control character (a line break?)", kv[0])
+		}
+	}
+	for _, s := range []struct{ key, value string }{
+		{"SINK_USER", c.SinkUser}, {"SINK_PASSWORD", c.SinkPassword}, {"SINK_TOKEN", c.SinkToken},
+		{"ES_API_KEY", c.ESAPIKey}, {"LOKI_TENANT", c.LokiTenant},
+	} {
+		if !validHeaderValue(s.value) {
+			key := s.key
+			if c.secretFile(s.key) != "" {
+				key += "_FILE"
+			}
+			return bad(key, "holds a control character (a line break inside?); it would break every request")
+		}
+	}
+	return nil
+}
+
+func validPort(p string) bool {
+	n, err := strconv.Atoi(p)
+	return err == nil && n >= 1 && n <= 65535
+}
+
+// validHeaderName reports whether s is an HTTP token (RFC 9110).
+func validHeaderName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x7f || c <= ' ' || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// validHeaderValue reports whether s holds no control character but tab.
+func validHeaderValue(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < ' ' && c != '\t' || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// derive computes, once, what the components are given: tag values read
+// from the environment, compiled expressions, the record encoder.
+func (c *Config) derive(lookupEnv func(string) (string, bool)) error {
+	names := []string(c.EnvTags)
+	c.envTagsVar = envPrefix + "_ENV_TAGS"
+	if _, set := lookupEnv(c.envTagsVar); !set {
+		if v, ok := lookupEnv(aliyunEnvTags); ok {
+			names, c.envTagsVar = splitPipes(v), aliyunEnvTags
+		}
+	}
+	for _, name := range names {
+		if v, ok := lookupEnv(name); ok {
+			c.tagValues = append(c.tagValues, enrich.Tag{Name: name, Value: v})
+		}
+	}
+	envTags := len(c.tagValues)
+	for _, kv := range c.Tags {
+		c.tagValues = append(c.tagValues, enrich.Tag{Name: kv[0], Value: kv[1]})
+	}
+	if c.MultilineStart != "" {
+		re, err := regexp.Compile(c.MultilineStart)
+		if err != nil {
+			return bad("MULTILINE_START", "invalid regular expression: %v", err)
+		}
+		c.multiline = re
+	}
+	c.logLevel, _ = zerolog.ParseLevel(c.LogLevel)
 	var err error
 	if c.encoder, err = enrich.NewEncoder(c.tagValues); err != nil {
-		key := "TAGS"
-		if len(c.envTags) > 0 {
-			key = "ENV_TAGS"
+		key := "TAILCAR_TAGS"
+		var te *enrich.TagError
+		if errors.As(err, &te) && te.Index < envTags {
+			key = c.envTagsVar
 		}
-		return bad(key, "%v", err)
+		return &configError{key, err}
 	}
 	return nil
 }
@@ -257,11 +335,16 @@ func (c *Config) validate() error {
 func (c *Config) endpoint() (ship.Endpoint, error) {
 	u, err := url.Parse(c.SinkURL)
 	if err != nil {
-		return ship.Endpoint{}, &configError{"TAILCAR_SINK_URL", err}
+		return ship.Endpoint{}, bad("SINK_URL", "%s", ship.RedactURL(err.Error()))
 	}
 	tlsCfg, err := ship.TLSConfig(c.TLSCA, c.TLSCert, c.TLSKey, c.TLSInsecure)
 	if err != nil {
-		return ship.Endpoint{}, &configError{"TAILCAR_TLS_CA", err}
+		key := "TLS_CA"
+		var fe *ship.TLSFileError
+		if errors.As(err, &fe) {
+			key = map[string]string{"ca": "TLS_CA", "cert": "TLS_CERT", "key": "TLS_KEY"}[fe.Which]
+		}
+		return ship.Endpoint{}, bad(key, "%v", err)
 	}
 	headers := make(map[string]string, len(c.SinkHeaders))
 	for _, kv := range c.SinkHeaders {
@@ -287,27 +370,41 @@ func (c *Config) lokiLabels() map[string]string {
 	return labels
 }
 
+// secretFile is the _FILE variant given for a secret, if any.
+func (c *Config) secretFile(key string) string {
+	switch key {
+	case "SINK_PASSWORD":
+		return c.SinkPasswordFile
+	case "SINK_TOKEN":
+		return c.SinkTokenFile
+	case "ES_API_KEY":
+		return c.ESAPIKeyFile
+	}
+	return ""
+}
+
 // readSecretFiles fills each secret from its _FILE variant, so a mounted
-// Kubernetes secret need not pass through the environment.
+// Kubernetes secret need not pass through the environment. The file's
+// trailing line break is not part of the secret.
 func (c *Config) readSecretFiles() error {
 	for _, s := range []struct {
 		key   string
 		value *string
-		file  string
 	}{
-		{"SINK_PASSWORD", &c.SinkPassword, c.SinkPasswordFile},
-		{"SINK_TOKEN", &c.SinkToken, c.SinkTokenFile},
-		{"ES_API_KEY", &c.ESAPIKey, c.ESAPIKeyFile},
+		{"SINK_PASSWORD", &c.SinkPassword},
+		{"SINK_TOKEN", &c.SinkToken},
+		{"ES_API_KEY", &c.ESAPIKey},
 	} {
-		if s.file == "" {
+		file := c.secretFile(s.key)
+		if file == "" {
 			continue
 		}
 		if *s.value != "" {
-			return &configError{"TAILCAR_" + s.key + "_FILE", fmt.Errorf("TAILCAR_%s is set too; give one of them", s.key)}
+			return bad(s.key+"_FILE", "TAILCAR_%s is set too; give one of them", s.key)
 		}
-		data, err := os.ReadFile(s.file)
+		data, err := os.ReadFile(file)
 		if err != nil {
-			return &configError{"TAILCAR_" + s.key + "_FILE", fmt.Errorf("cannot read secret: %w", err)}
+			return bad(s.key+"_FILE", "cannot read secret: %w", err)
 		}
 		*s.value = strings.TrimRight(string(data), "\r\n")
 	}
@@ -327,175 +424,8 @@ func (c *Config) positionsPath() string {
 // heartbeatPath sits beside the positions, on the writable shared volume.
 func (c *Config) heartbeatPath() string { return c.positionsPath() + ".heartbeat" }
 
-// unknownVars lists TAILCAR_* variables tailcar does not read, so a typo
-// does not pass silently. Service links that Kubernetes injects for a
-// Service named tailcar are not typos.
-func unknownVars(environ []string) []string {
-	known := make(map[string]bool)
-	for _, v := range describeVars() {
-		known[v.Name] = true
-	}
-	var unknown []string
-	for _, kv := range environ {
-		name, _, _ := strings.Cut(kv, "=")
-		if !strings.HasPrefix(name, envPrefix+"_") || known[name] ||
-			strings.HasPrefix(name, "TAILCAR_PORT") || strings.HasPrefix(name, "TAILCAR_SERVICE_") {
-			continue
-		}
-		unknown = append(unknown, name)
-	}
-	return unknown
-}
-
-// varDoc describes one variable for `tailcar env` and the README.
-type varDoc struct {
-	Name, Type, Default, Required, Description string
-}
-
-// describeVars lists every variable tailcar reads, from Config's tags.
-func describeVars() []varDoc {
-	var docs []varDoc
-	t := reflect.TypeFor[Config]()
-	for i := range t.NumField() {
-		f := t.Field(i)
-		key := f.Tag.Get("envconfig")
-		if key == "" {
-			continue
-		}
-		required := "no"
-		if f.Tag.Get("required") == "true" {
-			required = "yes"
-		}
-		docs = append(docs, varDoc{
-			Name: envPrefix + "_" + key, Type: typeName(f.Type), Default: f.Tag.Get("default"),
-			Required: required, Description: f.Tag.Get("desc"),
-		})
-		if key == "ENV_TAGS" {
-			docs = append(docs, varDoc{Name: aliyunEnvTags, Type: "|-list", Required: "no",
-				Description: "logtail's name for TAILCAR_ENV_TAGS, read only when TAILCAR_ENV_TAGS is unset"})
-		}
-	}
-	return docs
-}
-
-func typeName(t reflect.Type) string {
-	switch t {
-	case reflect.TypeFor[Size]():
-		return "size"
-	case reflect.TypeFor[time.Duration]():
-		return "duration"
-	case reflect.TypeFor[List]():
-		return "list"
-	case reflect.TypeFor[PipeList]():
-		return "|-list"
-	case reflect.TypeFor[Pairs]():
-		return "pairs"
-	}
-	return t.Kind().String()
-}
-
-// printEnv writes the variables as an aligned table, or as the README's
-// markdown table.
-func printEnv(w io.Writer, markdown bool) error {
-	if markdown {
-		fmt.Fprintln(w, "| variable | type | default | required | description |")
-		fmt.Fprintln(w, "|---|---|---|---|---|")
-		for _, v := range describeVars() {
-			def := v.Default
-			if def != "" {
-				def = "`" + def + "`"
-			}
-			desc := strings.ReplaceAll(v.Description, "|", `\|`)
-			fmt.Fprintf(w, "| `%s` | %s | %s | %s | %s |\n", v.Name, strings.ReplaceAll(v.Type, "|", `\|`), def, v.Required, desc)
-		}
-		return nil
-	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tTYPE\tDEFAULT\tREQUIRED\tDESCRIPTION")
-	for _, v := range describeVars() {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", v.Name, v.Type, v.Default, v.Required, v.Description)
-	}
-	return tw.Flush()
-}
-
-// valueError is a decoder's complaint about a value, printed as it is.
-type valueError struct{ msg string }
-
-func (e *valueError) Error() string { return e.msg }
-
-// Size is a byte count written with an optional KiB, MiB or GiB suffix.
-type Size int64
-
-// Decode parses "512", "64KiB", "1MiB" or "2GiB".
-func (s *Size) Decode(v string) error {
-	num, mult := strings.TrimSpace(v), int64(1)
-	for _, u := range []struct {
-		suffix string
-		mult   int64
-	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"B", 1}} {
-		if strings.HasSuffix(num, u.suffix) {
-			num, mult = strings.TrimSpace(strings.TrimSuffix(num, u.suffix)), u.mult
-			break
-		}
-	}
-	n, err := strconv.ParseInt(num, 10, 64)
-	if err != nil || n < 0 || n > (1<<62)/mult {
-		return &valueError{fmt.Sprintf("invalid size %q: want a number with an optional KiB, MiB or GiB suffix", v)}
-	}
-	*s = Size(n * mult)
-	return nil
-}
-
-// List is a comma-separated list; blanks around items and empty items
-// are dropped.
-type List []string
-
-// Decode splits v on commas.
-func (l *List) Decode(v string) error {
-	*l = nil
-	for _, item := range strings.Split(v, ",") {
-		if item = strings.TrimSpace(item); item != "" {
-			*l = append(*l, item)
-		}
-	}
-	return nil
-}
-
-// PipeList is a |-separated list, logtail's format for env tag names.
-type PipeList []string
-
-// Decode splits v on |.
-func (l *PipeList) Decode(v string) error {
-	*l = splitPipes(v)
-	return nil
-}
-
-func splitPipes(v string) []string {
-	var out []string
-	for _, item := range strings.Split(v, "|") {
-		if item = strings.TrimSpace(item); item != "" {
-			out = append(out, item)
-		}
-	}
-	return out
-}
-
-// Pairs is a comma-separated list of key=value pairs, in order.
-type Pairs [][2]string
-
-// Decode parses "a=1,b=2". A value may contain '=' but not ','.
-func (p *Pairs) Decode(v string) error {
-	*p = nil
-	for _, item := range strings.Split(v, ",") {
-		if strings.TrimSpace(item) == "" {
-			continue
-		}
-		key, value, ok := strings.Cut(item, "=")
-		key = strings.TrimSpace(key)
-		if !ok || key == "" {
-			return &valueError{fmt.Sprintf("invalid pair %q: want key=value", strings.TrimSpace(item))}
-		}
-		*p = append(*p, [2]string{key, strings.TrimSpace(value)})
-	}
-	return nil
+// ownFiles are tailcar's own files, which it never follows.
+func (c *Config) ownFiles() []string {
+	p := c.positionsPath()
+	return []string{p, p + ".tmp", c.heartbeatPath()}
 }

@@ -36,14 +36,11 @@ type metrics struct {
 	shipper   *ship.Shipper
 	positions *tailer.Positions
 	pipe      *pipeline
+	sends     *sendMetrics
 	heartbeat string
 	maxAge    time.Duration
-	drain     atomic.Int64
-
-	latency histogram
-	// errors counts failed attempts by ship.ErrorClass; the map is filled
-	// at construction and only read afterwards.
-	errors map[string]*atomic.Int64
+	// drain is the drain state; the agent's run is its only writer.
+	drain atomic.Int64
 }
 
 // Series names; the README documents each.
@@ -58,6 +55,8 @@ const (
 	mLatency      = "tailcar_send_duration_seconds"
 	mErrors       = "tailcar_backend_errors_total"
 	mFiles        = "tailcar_files_followed"
+	mRefused      = "tailcar_files_refused_total"
+	mMalformed    = "tailcar_lines_malformed_total"
 	mRotations    = "tailcar_rotations_total"
 	mLag          = "tailcar_file_lag_bytes"
 	mOldest       = "tailcar_oldest_unacked_record_age_seconds"
@@ -66,14 +65,18 @@ const (
 	mBuildVersion = "tailcar_build_info"
 )
 
-// errorClasses are the values ship.ErrorClass returns.
-var errorClasses = []string{"network", "timeout", "http_408", "http_429", "http_5xx", "http_4xx", "bulk_items"}
+// sendMetrics is told about every send attempt (it is the shipper's
+// Observer): their durations, and their failures by class.
+type sendMetrics struct {
+	latency histogram
+	// errors counts failed attempts by ship.ErrorClass; the map is filled
+	// at construction and only read afterwards.
+	errors map[string]*atomic.Int64
+}
 
-// newMetrics returns the metrics; attach gives them what they report on,
-// once built (the shipper needs the metrics as its observer first).
-func newMetrics(heartbeat string, maxAge time.Duration) *metrics {
-	m := &metrics{heartbeat: heartbeat, maxAge: maxAge, errors: make(map[string]*atomic.Int64)}
-	for _, c := range errorClasses {
+func newSendMetrics() *sendMetrics {
+	m := &sendMetrics{errors: make(map[string]*atomic.Int64)}
+	for _, c := range ship.ErrorClasses {
 		m.errors[c] = new(atomic.Int64)
 	}
 	m.latency.bounds = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}
@@ -81,12 +84,8 @@ func newMetrics(heartbeat string, maxAge time.Duration) *metrics {
 	return m
 }
 
-func (m *metrics) attach(f *tailer.Follower, s *ship.Shipper, p *tailer.Positions, pipe *pipeline) {
-	m.follower, m.shipper, m.positions, m.pipe = f, s, p, pipe
-}
-
 // Attempt implements ship.Observer.
-func (m *metrics) Attempt(took time.Duration, _ int, err error) {
+func (m *sendMetrics) Attempt(took time.Duration, _ int, err error) {
 	m.latency.observe(took.Seconds())
 	if err != nil {
 		if c, ok := m.errors[ship.ErrorClass(err)]; ok {
@@ -135,28 +134,32 @@ func (m *metrics) write(w io.Writer, now time.Time) {
 	e.one(mLinesRead, "counter", "Lines read from files.", float64(fs.Lines))
 	e.one(mBytesRead, "counter", "Bytes read from files.", float64(fs.Bytes))
 	e.one(mShipped, "counter", "Records the backend accepted.", float64(st.Delivered))
-	e.family(mDropped, "counter", "Records dropped (truncated: cut at the record cap, still shipped).")
+	e.family(mDropped, "counter", "Records dropped, by reason (truncated: cut at the record cap, still shipped).")
 	e.sample(mDropped, `reason="truncated"`, float64(m.pipe.truncated.Load()))
 	e.sample(mDropped, `reason="rejected_4xx"`, float64(st.Rejected))
 	e.sample(mDropped, `reason="poison"`, float64(st.Poison))
+	e.sample(mDropped, `reason="too_large"`, float64(st.TooLarge))
 	e.one(mRetried, "counter", "Records sent again by retries.", float64(st.Resent))
 	e.one(mRetries, "counter", "Send attempts after the first.", float64(st.Retries))
 	e.one(mBatches, "counter", "Batches finished, accepted or dropped.", float64(st.Batches))
 	e.family(mLatency, "histogram", "Duration of send attempts.")
+	lat := &m.sends.latency
 	var cumulative uint64
-	for i, b := range m.latency.bounds {
-		cumulative += m.latency.counts[i].Load()
+	for i, b := range lat.bounds {
+		cumulative += lat.counts[i].Load()
 		e.sample(mLatency+"_bucket", fmt.Sprintf(`le="%s"`, strconv.FormatFloat(b, 'g', -1, 64)), float64(cumulative))
 	}
-	cumulative += m.latency.counts[len(m.latency.bounds)].Load()
+	cumulative += lat.counts[len(lat.bounds)].Load()
 	e.sample(mLatency+"_bucket", `le="+Inf"`, float64(cumulative))
-	e.sample(mLatency+"_sum", "", float64(m.latency.sumNs.Load())/1e9)
+	e.sample(mLatency+"_sum", "", float64(lat.sumNs.Load())/1e9)
 	e.sample(mLatency+"_count", "", float64(cumulative))
 	e.family(mErrors, "counter", "Failed send attempts by class.")
-	for _, c := range errorClasses {
-		e.sample(mErrors, fmt.Sprintf(`class="%s"`, c), float64(m.errors[c].Load()))
+	for _, c := range ship.ErrorClasses {
+		e.sample(mErrors, fmt.Sprintf(`class="%s"`, c), float64(m.sends.errors[c].Load()))
 	}
 	e.one(mFiles, "gauge", "Files followed now.", float64(fs.Files))
+	e.one(mRefused, "counter", "Matching paths not followed: not regular files, symlinks out of bounds, files that cannot be opened.", float64(fs.Refused))
+	e.one(mMalformed, "counter", "Lines not in the container format they were read with, shipped as plain lines.", float64(fs.Malformed))
 	e.family(mRotations, "counter", "Rotations seen, by kind.")
 	e.sample(mRotations, `kind="rename"`, float64(fs.Renamed))
 	e.sample(mRotations, `kind="delete"`, float64(fs.Deleted))
@@ -182,9 +185,11 @@ func (m *metrics) write(w io.Writer, now time.Time) {
 }
 
 // escapeLabel escapes a label value as the Prometheus text format wants:
-// backslash, double quote and newline, nothing else.
+// backslash, double quote and newline. The format is UTF-8, and one
+// invalid byte (in a file name, say) makes a scraper refuse the whole
+// page, so invalid bytes become U+FFFD.
 func escapeLabel(v string) string {
-	return strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(v)
+	return strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(strings.ToValidUTF8(v, "\uFFFD"))
 }
 
 func (m *metrics) handler() http.Handler {

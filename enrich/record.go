@@ -18,6 +18,15 @@ type Tag struct {
 	Name, Value string
 }
 
+// TagError says which tag cannot be used, and why.
+type TagError struct {
+	Index int // in the list given to NewEncoder
+	Name  string
+	Why   string
+}
+
+func (e *TagError) Error() string { return fmt.Sprintf("tag %q %s", e.Name, e.Why) }
+
 // Encoder appends records as JSON objects. The tag fields never change
 // while tailcar runs, so they are encoded once, at construction.
 type Encoder struct {
@@ -30,12 +39,12 @@ type Encoder struct {
 func NewEncoder(tags []Tag) (*Encoder, error) {
 	seen := make(map[string]bool, len(tags))
 	var enc []byte
-	for _, t := range tags {
+	for i, t := range tags {
 		if reservedFields[t.Name] {
-			return nil, fmt.Errorf("tag %q would replace the record's own field", t.Name)
+			return nil, &TagError{i, t.Name, "would replace the record's own field"}
 		}
 		if seen[t.Name] {
-			return nil, fmt.Errorf("tag %q is given twice", t.Name)
+			return nil, &TagError{i, t.Name, "is given twice"}
 		}
 		seen[t.Name] = true
 		enc = append(enc, ',')

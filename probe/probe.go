@@ -72,11 +72,20 @@ func NewHeartbeat(path string, maxAge time.Duration, log zerolog.Logger, pulses 
 	return &Heartbeat{path: path, maxAge: maxAge, stallAfter: StallAfter, pulses: pulses, log: log}
 }
 
+// Write writes the heartbeat file now, so that a location where it cannot
+// be written is found at start rather than by a probe that fails later.
+func (h *Heartbeat) Write() error {
+	if err := os.WriteFile(h.path, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+		return fmt.Errorf("write heartbeat: %w", err)
+	}
+	return nil
+}
+
 // Run writes the heartbeat until ctx ends, then removes it: a stopped
 // tailcar is not a live one.
 func (h *Heartbeat) Run(ctx context.Context) error {
-	if err := os.WriteFile(h.path, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
-		return fmt.Errorf("write heartbeat: %w", err)
+	if err := h.Write(); err != nil {
+		return err
 	}
 	defer os.Remove(h.path)
 	// Beat often enough that one late tick never reaches maxAge.
@@ -103,7 +112,7 @@ func (h *Heartbeat) Run(ctx context.Context) error {
 			}
 			if err := os.Chtimes(h.path, now, now); err != nil {
 				// The file may have been removed from under us; write it anew.
-				_ = os.WriteFile(h.path, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644)
+				_ = h.Write()
 			}
 		}
 	}

@@ -12,18 +12,8 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"strconv"
+	"strings"
 	"time"
-
-	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/zstd"
-)
-
-// Compression names accepted by NewCompressor.
-const (
-	CompressionNone = "none"
-	CompressionGzip = "gzip"
-	CompressionZstd = "zstd"
 )
 
 // Endpoint is what every network sink shares: where to post, how to
@@ -40,6 +30,15 @@ type Endpoint struct {
 	TLS         *tls.Config
 }
 
+// TLSFileError names which of the PEM files a TLS setting could not use.
+type TLSFileError struct {
+	Which string // "ca", "cert" or "key"
+	Err   error
+}
+
+func (e *TLSFileError) Error() string { return e.Err.Error() }
+func (e *TLSFileError) Unwrap() error { return e.Err }
+
 // TLSConfig builds the client TLS settings from PEM files. Verification
 // stays on unless insecure is set.
 func TLSConfig(caFile, certFile, keyFile string, insecure bool) (*tls.Config, error) {
@@ -47,32 +46,53 @@ func TLSConfig(caFile, certFile, keyFile string, insecure bool) (*tls.Config, er
 	if caFile != "" {
 		pem, err := os.ReadFile(caFile)
 		if err != nil {
-			return nil, fmt.Errorf("read CA bundle: %w", err)
+			return nil, &TLSFileError{"ca", fmt.Errorf("read CA bundle: %w", err)}
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("no PEM certificate in %s", caFile)
+			return nil, &TLSFileError{"ca", fmt.Errorf("no PEM certificate in %s", caFile)}
 		}
 		cfg.RootCAs = pool
 	}
-	if (certFile == "") != (keyFile == "") {
-		return nil, errors.New("a client certificate needs both a certificate and a key")
-	}
-	if certFile != "" {
+	switch {
+	case certFile == "" && keyFile != "":
+		return nil, &TLSFileError{"cert", errors.New("a client key needs its certificate too")}
+	case certFile != "" && keyFile == "":
+		return nil, &TLSFileError{"key", errors.New("a client certificate needs its key too")}
+	case certFile != "":
+		if _, err := os.Stat(keyFile); err != nil {
+			return nil, &TLSFileError{"key", fmt.Errorf("read client key: %w", err)}
+		}
 		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
 		if err != nil {
-			return nil, fmt.Errorf("load client certificate: %w", err)
+			return nil, &TLSFileError{"cert", fmt.Errorf("load client certificate and key: %w", err)}
 		}
 		cfg.Certificates = []tls.Certificate{cert}
 	}
 	return cfg, nil
 }
 
+// Bounds on what is read of an answer, so that a backend cannot take
+// tailcar past its memory envelope, however long its answer.
+const (
+	// maxSample is how much of an error answer is kept for the log.
+	maxSample = 512
+	// maxErrorBody is how much of an error answer is read to decode it
+	// (an OTLP google.rpc.Status).
+	maxErrorBody = 64 << 10
+	// maxDiscard is how much of an unread answer is drained so the
+	// connection can be reused; past it the connection is dropped.
+	maxDiscard = 64 << 10
+)
+
 // poster posts bodies to one backend and classifies its answers.
 type poster struct {
 	client   *http.Client
 	header   http.Header
 	compress *Compressor
+	// secrets are masked wherever an answer or a URL is logged: a backend
+	// may echo the request's Authorization header in its error.
+	secrets []string
 }
 
 func newPoster(ep Endpoint) (*poster, error) {
@@ -84,16 +104,22 @@ func newPoster(ep Endpoint) (*poster, error) {
 	transport.TLSClientConfig = ep.TLS
 	transport.MaxIdleConnsPerHost = 2
 	h := http.Header{}
+	var secrets []string
 	for k, v := range ep.Headers {
 		h.Set(k, v)
+		secrets = append(secrets, v) // an API key header, say
 	}
 	switch {
 	case ep.APIKey != "":
 		h.Set("Authorization", "ApiKey "+ep.APIKey)
+		secrets = append(secrets, ep.APIKey)
 	case ep.Token != "":
 		h.Set("Authorization", "Bearer "+ep.Token)
+		secrets = append(secrets, ep.Token)
 	case ep.User != "" || ep.Password != "":
-		h.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(ep.User+":"+ep.Password)))
+		basic := base64.StdEncoding.EncodeToString([]byte(ep.User + ":" + ep.Password))
+		h.Set("Authorization", "Basic "+basic)
+		secrets = append(secrets, basic, ep.Password)
 	}
 	if ep.Tenant != "" {
 		h.Set("X-Scope-OrgID", ep.Tenant)
@@ -101,18 +127,23 @@ func newPoster(ep Endpoint) (*poster, error) {
 	if enc := comp.ContentEncoding(); enc != "" {
 		h.Set("Content-Encoding", enc)
 	}
-	return &poster{client: &http.Client{Transport: transport}, header: h, compress: comp}, nil
+	client := &http.Client{
+		Transport: transport,
+		// Never follow a redirect: it can turn the POST into a GET that a
+		// 200 then seems to accept, or carry the credentials to another
+		// host. The 3xx is answered as an error (see ActionOf).
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	return &poster{client: client, header: h, compress: comp, secrets: secrets}, nil
 }
 
-// maxSample is how much of an error answer is kept for the log.
-const maxSample = 512
-
-// post sends body and returns the response body of a 2xx answer (read up
-// to limit bytes), or an error classified for the retry loop.
-func (p *poster) post(ctx context.Context, target, contentType string, body []byte, limit int64) ([]byte, error) {
+// post sends body. On a 2xx answer, read (when not nil) gets the answer,
+// of which it may read at most limit bytes; any other answer is a
+// *StatusError. Network errors are returned as they are.
+func (p *poster) post(ctx context.Context, target, contentType string, body []byte, limit int64, read func(io.Reader) error) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
 	if err != nil {
-		return nil, &RejectedError{Status: 0, Sample: err.Error()}
+		return fmt.Errorf("build request: %w", err) // retried; the URL was validated at start
 	}
 	for k, v := range p.header {
 		req.Header[k] = v
@@ -120,137 +151,85 @@ func (p *poster) post(ctx context.Context, target, contentType string, body []by
 	req.Header.Set("Content-Type", contentType)
 	resp, err := p.client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("post: %w", err)
+		return fmt.Errorf("post: %w", errors.New(p.mask(err.Error())))
 	}
-	defer resp.Body.Close()
+	defer func() {
+		// Drain a little so the connection can be reused; a longer answer
+		// costs a new connection, not memory.
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDiscard))
+		resp.Body.Close()
+	}()
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
-		answer, err := io.ReadAll(io.LimitReader(resp.Body, limit))
-		if err != nil {
-			return nil, fmt.Errorf("read answer: %w", err)
+		if read == nil {
+			return nil
 		}
-		// Drain what is left (bounded) so the connection can be reused.
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
-		return answer, nil
-	}
-	sample, _ := io.ReadAll(io.LimitReader(resp.Body, maxSample))
-	return nil, classify(resp, sample)
-}
-
-// classify turns a non-2xx answer into a retryable error or a rejection.
-// 408, 429 and 5xx are a backend's way of saying "later"; other answers
-// will not change by sending the same body again.
-func classify(resp *http.Response, sample []byte) error {
-	status := resp.StatusCode
-	err := &StatusError{Status: status, Answer: string(bytes.TrimSpace(sample))}
-	if status == http.StatusTooManyRequests || status == http.StatusRequestTimeout || status >= 500 {
-		if after, ok := parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
-			return &RetryAfterError{After: after, Err: err}
+		if err := read(io.LimitReader(resp.Body, limit)); err != nil {
+			return fmt.Errorf("read answer: %w", err)
 		}
-		return err
+		return nil
 	}
-	return &RejectedError{Status: status, Sample: string(bytes.TrimSpace(sample))}
+	answer, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+	return p.statusError(resp, answer)
 }
 
-// StatusError is a backend's answer asking to try again later: 408, 429
-// or a 5xx.
-type StatusError struct {
-	Status int
-	Answer string // the start of the answer, for the log
-}
-
-func (e *StatusError) Error() string {
-	return fmt.Sprintf("backend answered %d %s: %s", e.Status, http.StatusText(e.Status), e.Answer)
-}
-
-// parseRetryAfter reads a Retry-After header: delay-seconds or an HTTP date.
-func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
-	if v == "" {
-		return 0, false
+// statusError describes a non-2xx answer, secrets masked.
+func (p *poster) statusError(resp *http.Response, answer []byte) *StatusError {
+	st := &StatusError{Status: resp.StatusCode, Sample: p.sample(answer)}
+	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+		st.Location = p.mask(redactURL(resp.Header.Get("Location")))
 	}
-	if secs, err := strconv.Atoi(v); err == nil && secs >= 0 {
-		return time.Duration(secs) * time.Second, true
+	if after, ok := parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
+		st.RetryAfter = after
 	}
-	if t, err := http.ParseTime(v); err == nil {
-		return max(t.Sub(now), 0), true
-	}
-	return 0, false
+	return st
 }
 
-// Compressor compresses request bodies, reusing its encoder: a fresh gzip
-// or zstd encoder per batch would allocate hundreds of KiB each time.
-type Compressor struct {
-	kind string
-	gz   *gzip.Writer
-	zs   *zstd.Encoder
-	out  appendWriter
+// sample is the start of an answer, as printable text with secrets masked.
+func (p *poster) sample(answer []byte) string {
+	s := strings.ToValidUTF8(string(bytes.TrimSpace(answer)), "\uFFFD")
+	return p.mask(truncateString(s, maxSample))
 }
 
-// NewCompressor returns a Compressor for none, gzip or zstd.
-func NewCompressor(kind string) (*Compressor, error) {
-	c := &Compressor{kind: kind}
-	switch kind {
-	case CompressionNone, "":
-		c.kind = CompressionNone
-	case CompressionGzip:
-		// BestSpeed: log lines compress well at any level, and CPU in every
-		// Pod of a fleet costs more than a few percent of bytes on the wire.
-		gz, err := gzip.NewWriterLevel(nil, gzip.BestSpeed)
-		if err != nil {
-			return nil, fmt.Errorf("gzip: %w", err)
+// mask replaces every secret in s. Secrets shorter than four bytes are
+// not masked: they would blank out common words, and are no secret.
+func (p *poster) mask(s string) string {
+	for _, secret := range p.secrets {
+		if len(secret) >= 4 {
+			s = strings.ReplaceAll(s, secret, "***")
 		}
-		c.gz = gz
-	case CompressionZstd:
-		// One goroutine and a small window: the defaults take 8-17 MiB per
-		// encoder, more than all of tailcar's other memory together.
-		zs, err := zstd.NewWriter(nil,
-			zstd.WithEncoderConcurrency(1),
-			zstd.WithWindowSize(1<<20),
-			zstd.WithEncoderLevel(zstd.SpeedFastest),
-			zstd.WithLowerEncoderMem(true))
-		if err != nil {
-			return nil, fmt.Errorf("zstd: %w", err)
-		}
-		c.zs = zs
-	default:
-		return nil, fmt.Errorf("unknown compression %q", kind)
 	}
-	return c, nil
+	return s
 }
 
-// ContentEncoding is the HTTP Content-Encoding for the compressed bodies,
-// empty for none.
-func (c *Compressor) ContentEncoding() string {
-	if c.kind == CompressionNone {
-		return ""
+func truncateString(s string, n int) string {
+	if len(s) <= n {
+		return s
 	}
-	return c.kind
+	for n > 0 && !isRuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }
 
-// Append appends src, compressed, to dst.
-func (c *Compressor) Append(dst, src []byte) ([]byte, error) {
-	switch c.kind {
-	case CompressionGzip:
-		c.out.b = dst
-		c.gz.Reset(&c.out)
-		if _, err := c.gz.Write(src); err != nil {
-			return nil, fmt.Errorf("gzip: %w", err)
+func isRuneStart(b byte) bool { return b&0xC0 != 0x80 }
+
+// RedactURL hides a URL's user info, name and password alike (a token
+// is often given as the name), for logs and error lines. It works on text
+// that does not parse as a URL too.
+func RedactURL(s string) string { return redactURL(s) }
+
+func redactURL(s string) string {
+	if u, err := url.Parse(s); err == nil {
+		if u.User != nil {
+			u.User = url.User("xxxxx")
 		}
-		if err := c.gz.Close(); err != nil {
-			return nil, fmt.Errorf("gzip: %w", err)
-		}
-		out := c.out.b
-		c.out.b = nil
-		return out, nil
-	case CompressionZstd:
-		return c.zs.EncodeAll(src, dst), nil
-	default:
-		return append(dst, src...), nil
+		return u.String()
 	}
-}
-
-type appendWriter struct{ b []byte }
-
-func (w *appendWriter) Write(p []byte) (int, error) {
-	w.b = append(w.b, p...)
-	return len(p), nil
+	// Unparseable: hide whatever lies between the scheme and an '@'.
+	scheme := strings.Index(s, "://")
+	at := strings.LastIndex(s, "@")
+	if scheme >= 0 && at > scheme+3 {
+		return s[:scheme+3] + "xxxxx" + s[at:]
+	}
+	return s
 }

@@ -7,172 +7,163 @@ import (
 	"time"
 )
 
-// Batch is a run of encoded records, newline-delimited, with what each one
-// acks. Sinks read it; only the Shipper changes it.
-type Batch struct {
-	// Data holds the records as NDJSON: each record followed by '\n'.
-	Data []byte
-	// Records has one entry per record, in order.
-	Records []Record
-
-	// due is when the batch must leave.
-	due time.Time
-	// settled marks records a sink has finished with (accepted or
-	// rejected) while others are retried; dropped counts the rejected.
-	settled []bool
-	dropped int
-	// body caches what a sink built from the batch (compressed, framed),
-	// so that a retry sends the very same bytes without building them again.
-	body      []byte
-	bodyReady bool
-}
-
-// Record locates one record in Batch.Data and says what it acks.
-type Record struct {
-	End  int // Data[previous End:End] is the record and its newline
-	Ack  Ack
-	Time int64 // when the record was read, Unix nanoseconds
-}
-
-func (b *Batch) add(rec []byte, ack Ack, at time.Time) {
-	b.Data = append(b.Data, rec...)
-	b.Data = append(b.Data, '\n')
-	b.Records = append(b.Records, Record{End: len(b.Data), Ack: ack, Time: at.UnixNano()})
-}
-
-func (b *Batch) reset() {
-	b.Data = b.Data[:0]
-	b.Records = b.Records[:0]
-	b.body = b.body[:0]
-	b.bodyReady = false
-	b.settled = b.settled[:0]
-	b.dropped = 0
-}
-
-// Body returns the request body for this batch, building it with build on
-// first use and returning the same bytes on every retry.
-func (b *Batch) Body(build func(dst []byte, b *Batch) ([]byte, error)) ([]byte, error) {
-	if b.bodyReady {
-		return b.body, nil
-	}
-	body, err := build(b.body[:0], b)
-	if err != nil {
-		return nil, err
-	}
-	b.body, b.bodyReady = body, true
-	return body, nil
-}
-
-// Each calls fn for every record not yet settled, without its newline.
-func (b *Batch) Each(fn func(i int, rec []byte, r Record)) {
-	start := 0
-	for i, r := range b.Records {
-		if i >= len(b.settled) || !b.settled[i] {
-			fn(i, b.Data[start:r.End-1], r)
-		}
-		start = r.End
-	}
-}
-
-// deliver sends b until the sink accepts or rejects it, or ctx ends. Every
-// attempt has its own timeout. A failure is logged once when it starts and
-// once when it ends, however many attempts it takes.
+// deliver sends b until the backend has taken or refused every record, or
+// ctx ends. A batch the backend finds too large (413) is sent in halves,
+// down to single records; a record still too large alone is dropped and
+// counted. Then every source's last offset is acknowledged.
 func (s *Shipper) deliver(ctx context.Context, b *Batch) error {
-	if len(b.Records) == 0 {
-		return nil
+	if b.records() > 0 {
+		s.inFlightSince.Store(b.Records[firstRecord(b)].Read)
+		defer s.inFlightSince.Store(0)
+		parts := [][2]int{{0, len(b.Records)}}
+		for len(parts) > 0 {
+			lo, hi := parts[0][0], parts[0][1]
+			parts = parts[1:]
+			b.setPart(lo, hi)
+			if b.unsent() == 0 {
+				continue
+			}
+			split, err := s.sendPart(ctx, b)
+			if err != nil {
+				return err
+			}
+			if !split {
+				continue
+			}
+			var unsent []int
+			b.Unsent(func(i int, _ []byte, _ Record) { unsent = append(unsent, i) })
+			if len(unsent) == 1 {
+				b.state[unsent[0]] = dropLarge
+				s.logDrop("too_large", "a record is too large for the backend even alone; dropped", 1, nil)
+				continue
+			}
+			mid := unsent[len(unsent)/2]
+			parts = append([][2]int{{lo, mid}, {mid, hi}}, parts...)
+		}
+		if b.dropNote != "" {
+			_, poison, _, _ := b.count()
+			s.logDrop("poison", "documents the backend refused were dropped: "+b.dropNote, poison, nil)
+		}
+		s.settle(b)
 	}
-	s.inFlightSince.Store(b.Records[0].Time)
-	defer s.inFlightSince.Store(0)
+	s.ack(b)
+	return nil
+}
+
+func firstRecord(b *Batch) int {
+	for i, r := range b.Records {
+		if !r.Skip {
+			return i
+		}
+	}
+	return 0
+}
+
+// sendPart sends the part of b being sent until the backend takes it or
+// refuses it, or answers that it is too large (split is true). Every
+// attempt has its own timeout. A failure is logged once when it starts
+// and once when it ends, however many attempts it takes.
+func (s *Shipper) sendPart(ctx context.Context, b *Batch) (split bool, err error) {
 	backoff := s.cfg.MinBackoff
 	var failingSince time.Time
-	attempts := 0
-	for {
-		attempts++
-		if attempts > 1 {
-			s.resent.Add(int64(len(b.Records)))
+	for attempt := 1; ; attempt++ {
+		n := b.unsent()
+		if attempt > 1 {
+			s.resent.Add(int64(n))
 		}
 		started := time.Now()
 		actx, cancel := context.WithTimeout(ctx, s.cfg.AttemptTimeout)
-		// Waiting for the backend, however long it takes within the
-		// attempt's timeout, is not being wedged.
-		s.cfg.SenderPulse.Waiting()
+		// Waiting for a backend, however long it takes within the attempt's
+		// timeout, is not being wedged; a local write that blocks is.
+		if !s.cfg.LocalSink {
+			s.cfg.SenderPulse.Waiting()
+		}
 		err := s.cfg.Sink.Send(actx, b)
 		s.cfg.SenderPulse.Busy()
 		cancel()
-		s.cfg.Observer.Attempt(time.Since(started), len(b.Records), err)
+		s.cfg.Observer.Attempt(time.Since(started), n, err)
 		if err == nil {
 			if !failingSince.IsZero() {
-				s.cfg.Log.Info().Int("attempts", attempts).Dur("down_for", time.Since(failingSince)).Msg("backend recovered")
+				s.cfg.Log.Info().Int("attempts", attempt).Dur("down_for", time.Since(failingSince)).Msg("backend recovered")
 			}
-			s.batches.Add(1)
-			s.delivered.Add(int64(len(b.Records) - b.dropped))
-			s.dropped.Add(int64(b.dropped))
-			s.poison.Add(int64(b.dropped))
-			s.ack(b)
-			return nil
+			return false, nil
 		}
-		var rejected *RejectedError
-		if errors.As(err, &rejected) {
+		switch ActionOf(err) {
+		case Split:
+			s.cfg.Log.Debug().Err(err).Int("records", n).Msg("batch too large for the backend; sending it in halves")
+			return true, nil
+		case Reject:
 			// Acking a dropped batch is deliberate: the checkpoint must pass
 			// a poison batch, or every restart would send it again.
-			if !s.rejectLogged[rejected.Status] {
-				s.rejectLogged[rejected.Status] = true
-				s.cfg.Log.Error().Err(err).Int("records", len(b.Records)).Msg("batch dropped; further drops with this status are logged at debug")
-			} else {
-				s.cfg.Log.Debug().Err(err).Int("records", len(b.Records)).Msg("batch dropped")
-			}
-			s.batches.Add(1)
-			s.dropped.Add(int64(len(b.Records)))
-			s.rejected.Add(int64(len(b.Records)))
-			s.ack(b)
-			return nil
+			b.settleUnsent(dropBatch)
+			s.logDrop(ErrorClass(err), "batch dropped", n, err)
+			return false, nil
 		}
 		if ctx.Err() != nil {
-			return s.errUndelivered(ctx.Err())
+			return false, s.errUndelivered(ctx.Err())
 		}
 		if failingSince.IsZero() {
 			failingSince = time.Now()
-			s.cfg.Log.Warn().Err(err).Msg("send failed, retrying until the backend accepts")
+			s.logFailure(err)
 		} else {
-			s.cfg.Log.Debug().Err(err).Int("attempt", attempts).Msg("send failed again")
+			s.cfg.Log.Debug().Err(err).Int("attempt", attempt).Msg("send failed again")
 		}
 		s.retries.Add(1)
 		wait := jitter(backoff)
-		var ra *RetryAfterError
-		if errors.As(err, &ra) && ra.After > 0 {
-			wait = min(ra.After, maxRetryAfter)
+		var st *StatusError
+		if errors.As(err, &st) && st.RetryAfter > 0 {
+			wait = min(st.RetryAfter, maxRetryAfter)
 		}
 		backoff = min(backoff*2, s.cfg.MaxBackoff)
 		if err := s.sleep(ctx, wait); err != nil {
-			return s.errUndelivered(err)
+			return false, s.errUndelivered(err)
 		}
 	}
 }
 
-// ErrorClass names the kind of a send error for metrics: timeout, network,
-// http_408, http_429, http_5xx, http_4xx (rejected) or bulk_items (some
-// documents of a bulk request to retry).
-func ErrorClass(err error) string {
-	var rejected *RejectedError
-	var status *StatusError
-	var items *bulkItemsError
-	switch {
-	case errors.As(err, &rejected):
-		return "http_4xx"
-	case errors.As(err, &status):
-		switch {
-		case status.Status == 408:
-			return "http_408"
-		case status.Status == 429:
-			return "http_429"
+// logFailure logs the start of a failure that is retried, saying what a
+// person can do about the ones that need one.
+func (s *Shipper) logFailure(err error) {
+	var st *StatusError
+	ev := s.cfg.Log.Warn().Err(err)
+	msg := "send failed, retrying until the backend accepts; the records wait in the files"
+	if errors.As(err, &st) {
+		switch c := st.Status; {
+		case c >= 300 && c < 400:
+			ev = s.cfg.Log.Error().Err(err).Str("location", st.Location)
+			msg = "the backend redirects; fix TAILCAR_SINK_URL. Retrying; the records wait in the files"
+		case c == 401 || c == 403 || c == 407:
+			ev = s.cfg.Log.Error().Err(err)
+			msg = "the backend refuses the credentials; fix them. Retrying; the records wait in the files"
+		case c == 404:
+			ev = s.cfg.Log.Error().Err(err)
+			msg = "the backend has no such endpoint; fix TAILCAR_SINK_URL. Retrying; the records wait in the files"
 		}
-		return "http_5xx"
-	case errors.As(err, &items):
-		return "bulk_items"
-	case errors.Is(err, context.DeadlineExceeded):
-		return "timeout"
 	}
-	return "network"
+	ev.Msg(msg)
+}
+
+// logDrop logs dropped records: at error level the first time for each
+// kind, at debug after that.
+func (s *Shipper) logDrop(kind, msg string, records int, err error) {
+	ev := s.cfg.Log.Debug()
+	if !s.logged[kind] {
+		s.logged[kind] = true
+		ev = s.cfg.Log.Error()
+		msg += "; further drops of this kind are logged at debug"
+	}
+	ev.Err(err).Str("kind", kind).Int("records", records).Msg(msg)
+}
+
+// settle counts what became of every record of b.
+func (s *Shipper) settle(b *Batch) {
+	ok, poison, large, rejected := b.count()
+	s.batches.Add(1)
+	s.delivered.Add(int64(ok))
+	s.dropped.Add(int64(poison + large + rejected))
+	s.poison.Add(int64(poison))
+	s.tooLarge.Add(int64(large))
+	s.rejected.Add(int64(rejected))
 }
 
 // jitter spreads retries from many sidecars over [d/2, d), so that a

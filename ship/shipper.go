@@ -1,5 +1,13 @@
 // Package ship batches encoded records, sends them to a sink with retries,
 // and acknowledges what the sink accepted so that checkpoints can move.
+//
+//	shipper.go   the Shipper: batches filled by the producer, sent in order
+//	batch.go     a batch, its records and what became of each
+//	deliver.go   one batch's delivery: retries, backoff, 413 splits, acks
+//	errors.go    what an answer means: retry, split or reject
+//	client.go    HTTP posting, TLS, bounded answers, masked secrets
+//	compress.go  gzip and zstd, encoders reused
+//	stdout.go, http.go, elasticsearch.go, loki.go, otlp.go: the sinks
 package ship
 
 import (
@@ -39,36 +47,12 @@ type Observer interface {
 }
 
 // Sink delivers a batch. Send returns nil once the backend has accepted
-// every record, a *RejectedError when retrying cannot help, and any other
-// error when the same batch should be sent again.
+// or refused every unsent record of the batch (see Batch.Accept and
+// Batch.Drop; records not marked are taken as accepted), and otherwise an
+// error that ActionOf turns into a retry, a split or a rejection.
 type Sink interface {
 	Send(ctx context.Context, b *Batch) error
 }
-
-// RejectedError is a refusal that retrying cannot fix, such as a 400 for a
-// malformed document. The batch is dropped and counted rather than
-// blocking the pipeline forever.
-type RejectedError struct {
-	Status int
-	Sample string // the start of the backend's answer, for the log
-}
-
-func (e *RejectedError) Error() string {
-	return fmt.Sprintf("backend rejected the batch with status %d: %s", e.Status, e.Sample)
-}
-
-// RetryAfterError asks for the next attempt no sooner than After, as an
-// HTTP Retry-After header does.
-type RetryAfterError struct {
-	After time.Duration
-	Err   error
-}
-
-func (e *RetryAfterError) Error() string {
-	return fmt.Sprintf("%v (retry after %s)", e.Err, e.After)
-}
-
-func (e *RetryAfterError) Unwrap() error { return e.Err }
 
 // Defaults for the tunables that are not part of the user-facing contract.
 const (
@@ -92,6 +76,9 @@ type Config struct {
 	Sink  Sink
 	Acker Acker
 	Log   zerolog.Logger
+	// LocalSink says a send is local work (a write to stdout), not a wait
+	// on a backend: one that blocks is a stuck step for the probe.
+	LocalSink bool
 	// BatchBytes closes a batch once its encoded records reach this size.
 	BatchBytes int
 	// BatchWait closes a batch once its oldest record has waited this long.
@@ -114,9 +101,11 @@ type Config struct {
 // Stats counts what the Shipper did.
 type Stats struct {
 	Added, Delivered, Batches int64
-	// Dropped is every record dropped: Rejected (whole batches refused
-	// with a 4xx) plus Poison (single documents a bulk answer refused).
-	Dropped, Rejected, Poison int64
+	// Dropped is every record dropped by the backend's answer: Rejected
+	// (batches refused with a 4xx), Poison (single documents a bulk
+	// answer refused), TooLarge (a record a 413 refused even alone) and
+	// PartiallyRejected (records an OTLP partial success refused).
+	Dropped, Rejected, Poison, TooLarge, PartiallyRejected int64
 	// Retries counts attempts after the first; Resent the records they
 	// carried again.
 	Retries, Resent int64
@@ -126,13 +115,8 @@ type Stats struct {
 // dropped: what a stop leaves behind.
 func (st Stats) Undelivered() int64 { return st.Added - st.Delivered - st.Dropped }
 
-// errUndelivered says that the shipper stopped with records left.
-func (s *Shipper) errUndelivered(cause error) error {
-	return fmt.Errorf("%d records left undelivered: %w", s.Stats().Undelivered(), cause)
-}
-
 // Shipper batches records and delivers them in order through one sink.
-// Add is called by a single producer; Run sends.
+// Add, Skip and Flush are called by a single producer; Run sends.
 type Shipper struct {
 	cfg Config
 
@@ -144,13 +128,16 @@ type Shipper struct {
 	cur    *Batch // the batch being filled, nil when none
 	closed bool
 
-	added, delivered, dropped, rejected, poison, retries, resent, batches atomic.Int64
+	added, delivered, batches                              atomic.Int64
+	dropped, rejected, poison, tooLarge, partiallyRejected atomic.Int64
+	retries, resent                                        atomic.Int64
 	// inFlightSince is when the oldest record of the batch being sent was
 	// read, Unix nanoseconds; 0 when none is.
 	inFlightSince atomic.Int64
 
-	// rejectLogged is touched only by Run's goroutine.
-	rejectLogged map[int]bool
+	// logged says which kinds of drop have been logged at error level;
+	// later ones are logged at debug. Touched only by Run's goroutine.
+	logged map[string]bool
 }
 
 // ErrClosed is returned by Add after Close.
@@ -180,12 +167,11 @@ func NewShipper(cfg Config) *Shipper {
 		cfg.Observer = noObserver{}
 	}
 	s := &Shipper{
-		cfg:   cfg,
-		free:  make(chan *Batch, cfg.Batches),
-		queue: make(chan *Batch, cfg.Batches),
-		kick:  make(chan struct{}, 1),
-
-		rejectLogged: make(map[int]bool),
+		cfg:    cfg,
+		free:   make(chan *Batch, cfg.Batches),
+		queue:  make(chan *Batch, cfg.Batches),
+		kick:   make(chan struct{}, 1),
+		logged: make(map[string]bool),
 	}
 	for range cfg.Batches {
 		s.free <- &Batch{}
@@ -202,9 +188,8 @@ type noObserver struct{}
 
 func (noObserver) Attempt(time.Duration, int, error) {}
 
-// Add appends one encoded record (without newline), read at readAt and
-// known to be there since waiting, whose delivery acks ack. A batch is due
-// BatchWait after the oldest waiting time of its records.
+// Add appends one encoded record (without separator). A batch is due
+// BatchWait after the earliest Since of its records.
 //
 // A batch that is due as soon as it opens (its records were known of a
 // whole wait before they were read) is held until the producer calls
@@ -214,41 +199,63 @@ func (noObserver) Attempt(time.Duration, int, error) {}
 //
 // Add blocks while every batch buffer is full or in flight, which is how a
 // slow or down backend pauses reading. rec is copied.
-func (s *Shipper) Add(ctx context.Context, rec []byte, ack Ack, readAt, waiting time.Time) error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return ErrClosed
+func (s *Shipper) Add(ctx context.Context, rec []byte, m Meta) error {
+	b, err := s.current(ctx, m.ReadAt, m.Since)
+	if err != nil {
+		return err
 	}
-	if s.cur == nil {
-		s.mu.Unlock()
-		b, err := s.takeFree(ctx)
-		if err != nil {
-			return err
-		}
-		s.mu.Lock()
-		// Only the producer sets cur, so it is still nil here.
-		s.cur = b
-		since := readAt
-		if !waiting.IsZero() && waiting.Before(readAt) {
-			since = waiting
-		}
-		b.due = since.Add(s.cfg.BatchWait)
-		if b.due.After(readAt) {
-			select {
-			case s.kick <- struct{}{}:
-			default:
-			}
-		}
-	}
-	b := s.cur
-	b.add(rec, ack, readAt)
+	b.add(rec, m)
 	s.added.Add(1)
 	if len(b.Data) >= s.cfg.BatchBytes {
 		s.closeCurrentLocked()
 	}
 	s.mu.Unlock()
 	return nil
+}
+
+// Skip acknowledges records that are not shipped (filtered lines), in
+// order with the records around them: the ack moves the checkpoint once
+// everything before it is delivered.
+func (s *Shipper) Skip(ctx context.Context, ack Ack, readAt, since time.Time) error {
+	b, err := s.current(ctx, readAt, since)
+	if err != nil {
+		return err
+	}
+	b.skip(ack)
+	s.mu.Unlock()
+	return nil
+}
+
+// current returns the batch being filled, opening one when there is none,
+// with s.mu held.
+func (s *Shipper) current(ctx context.Context, readAt, since time.Time) (*Batch, error) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, ErrClosed
+	}
+	if s.cur != nil {
+		return s.cur, nil
+	}
+	s.mu.Unlock()
+	b, err := s.takeFree(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	// Only the producer sets cur, so it is still nil here.
+	s.cur = b
+	if since.IsZero() || since.After(readAt) {
+		since = readAt
+	}
+	b.due = since.Add(s.cfg.BatchWait)
+	if b.due.After(readAt) {
+		select {
+		case s.kick <- struct{}{}:
+		default:
+		}
+	}
+	return b, nil
 }
 
 // Flush is the producer saying it has no more records for now: the batch
@@ -305,14 +312,16 @@ func (s *Shipper) Close() {
 // Stats returns the counters so far.
 func (s *Shipper) Stats() Stats {
 	return Stats{
-		Added:     s.added.Load(),
-		Delivered: s.delivered.Load(),
-		Dropped:   s.dropped.Load(),
-		Rejected:  s.rejected.Load(),
-		Poison:    s.poison.Load(),
-		Retries:   s.retries.Load(),
-		Resent:    s.resent.Load(),
-		Batches:   s.batches.Load(),
+		Added:             s.added.Load(),
+		Delivered:         s.delivered.Load(),
+		Batches:           s.batches.Load(),
+		Dropped:           s.dropped.Load(),
+		Rejected:          s.rejected.Load(),
+		Poison:            s.poison.Load(),
+		TooLarge:          s.tooLarge.Load(),
+		PartiallyRejected: s.partiallyRejected.Load(),
+		Retries:           s.retries.Load(),
+		Resent:            s.resent.Load(),
 	}
 }
 
@@ -324,8 +333,12 @@ func (s *Shipper) OldestUnacked() time.Time {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.cur != nil && len(s.cur.Records) > 0 {
-		return time.Unix(0, s.cur.Records[0].Time)
+	if s.cur != nil {
+		for _, r := range s.cur.Records {
+			if !r.Skip {
+				return time.Unix(0, r.Read)
+			}
+		}
 	}
 	return time.Time{}
 }
@@ -333,10 +346,7 @@ func (s *Shipper) OldestUnacked() time.Time {
 // Run sends batches in order until Close has been called and the queue is
 // empty (nil), or ctx ends first (an error: records were left undelivered).
 func (s *Shipper) Run(ctx context.Context) error {
-	wait := time.NewTimer(0)
-	if !wait.Stop() {
-		<-wait.C
-	}
+	wait := stoppedTimer()
 	for {
 		s.cfg.SenderPulse.Waiting()
 		select {
@@ -370,4 +380,15 @@ func (s *Shipper) Run(ctx context.Context) error {
 			return s.errUndelivered(ctx.Err())
 		}
 	}
+}
+
+func stoppedTimer() *time.Timer {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return t
+}
+
+// errUndelivered says that the shipper stopped with records left.
+func (s *Shipper) errUndelivered(cause error) error {
+	return fmt.Errorf("%d records left undelivered: %w", s.Stats().Undelivered(), cause)
 }

@@ -136,7 +136,6 @@ func shipAll(t *testing.T, cfg Config, n int) (*Shipper, *ackLog, error) {
 		cfg.BatchWait = 50 * time.Millisecond
 	}
 	cfg.MinBackoff, cfg.MaxBackoff = 10*time.Millisecond, 50*time.Millisecond
-	cfg.Log = zerolog.Nop()
 	s := NewShipper(cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -144,12 +143,18 @@ func shipAll(t *testing.T, cfg Config, n int) (*Shipper, *ackLog, error) {
 	go func() { done <- s.Run(ctx) }()
 	for i := 1; i <= n; i++ {
 		rec := fmt.Sprintf(`{"message":"seq=%d"}`, i)
-		if err := s.Add(ctx, []byte(rec), Ack{Source: 7, Offset: int64(i * 10)}, time.Now(), time.Time{}); err != nil {
+		if err := s.Add(ctx, []byte(rec), meta(7, int64(i*10))); err != nil {
 			t.Fatal(err)
 		}
 	}
 	s.Close()
 	return s, acks, <-done
+}
+
+// meta describes a record of source ending at offset, read now.
+func meta(source uint64, offset int64) Meta {
+	now := time.Now()
+	return Meta{Ack: Ack{Source: source, Offset: offset}, Pos: offset, ReadAt: now, Event: now}
 }
 
 func requireEach(t *testing.T, records []string, n int) {
@@ -211,42 +216,6 @@ func TestHTTP_PostsNDJSONAndAcksInOrder(t *testing.T) {
 				t.Errorf("posted to %s", r.URL)
 			}
 		})
-	}
-}
-
-// Ensure a 429 with Retry-After is honoured and the very same body is
-// sent again.
-func TestHTTP_RetryAfterIsHonoured(t *testing.T) {
-	var first time.Time
-	var waited time.Duration
-	c := &capture{respond: func(n int, _ []byte, w http.ResponseWriter, _ *http.Request) bool {
-		if n == 0 {
-			first = time.Now()
-			w.Header().Set("Retry-After", "1")
-			http.Error(w, "slow down", http.StatusTooManyRequests)
-			return false
-		}
-		if n == 1 {
-			waited = time.Since(first)
-		}
-		return true
-	}}
-	srv := httptest.NewServer(c)
-	defer srv.Close()
-	sink, _ := NewHTTP(Endpoint{URL: mustURL(t, srv.URL), Compression: CompressionGzip})
-	s, _, err := shipAll(t, Config{Sink: sink, BatchBytes: 1 << 20}, 100)
-	if err != nil {
-		t.Fatal(err)
-	}
-	requireEach(t, c.got(), 100)
-	if !bytes.Equal(c.bodies[0], c.bodies[1]) {
-		t.Error("the retry sent a different body")
-	}
-	if waited < 900*time.Millisecond {
-		t.Errorf("retried after %s; Retry-After asked for 1s", waited)
-	}
-	if s.Stats().Retries != 1 {
-		t.Errorf("retries %d, want 1", s.Stats().Retries)
 	}
 }
 
@@ -346,7 +315,8 @@ func TestHTTP_TLSWithCustomCA(t *testing.T) {
 
 	untrusted, _ := NewHTTP(Endpoint{URL: mustURL(t, srv.URL), Compression: CompressionGzip})
 	b := &Batch{}
-	b.add([]byte(`{}`), Ack{}, time.Now())
+	b.add([]byte(`{}`), meta(1, 1))
+	b.setPart(0, 1)
 	if err := untrusted.Send(context.Background(), b); err == nil || !strings.Contains(err.Error(), "certificate") {
 		t.Fatalf("an unknown CA was accepted: %v", err)
 	}
@@ -380,7 +350,7 @@ func TestShipper_BackpressureBoundsMemory(t *testing.T) {
 	added := 0
 	for {
 		actx, acancel := context.WithTimeout(ctx, 300*time.Millisecond)
-		err := s.Add(actx, rec, Ack{Source: 1, Offset: int64(added)}, time.Now(), time.Time{})
+		err := s.Add(actx, rec, meta(1, int64(added)))
 		acancel()
 		if errors.Is(err, context.DeadlineExceeded) {
 			break
@@ -397,7 +367,7 @@ func TestShipper_BackpressureBoundsMemory(t *testing.T) {
 		t.Errorf("%d records buffered with two 1 KiB batches", added)
 	}
 	close(sink.release)
-	if err := s.Add(ctx, rec, Ack{Source: 1, Offset: int64(added)}, time.Now(), time.Time{}); err != nil {
+	if err := s.Add(ctx, rec, meta(1, int64(added))); err != nil {
 		t.Fatalf("Add after the sink recovered: %v", err)
 	}
 	s.Close()
@@ -417,7 +387,7 @@ func TestShipper_UndeliveredOnHardStop(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
-	if err := s.Add(ctx, []byte("{}"), Ack{}, time.Now(), time.Time{}); err != nil {
+	if err := s.Add(ctx, []byte("{}"), meta(1, 1)); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
@@ -510,8 +480,8 @@ func TestElasticsearch_PartialBulkFailure(t *testing.T) {
 	if sent[0][0] != "7-10" {
 		t.Errorf("_id %q, want source-offset", sent[0][0])
 	}
-	if st := s.Stats(); st.Delivered != 4 || st.Dropped != 1 {
-		t.Errorf("stats %+v, want 4 delivered and 1 dropped", st)
+	if st := s.Stats(); st.Delivered != 4 || st.Dropped != 1 || st.Poison != 1 || st.Retries != 1 || st.Resent != 1 {
+		t.Errorf("stats %+v, want 4 delivered, 1 dropped, and 1 retry resending 1 document", st)
 	}
 	if acks.last(7) != 50 {
 		t.Errorf("last ack %d", acks.last(7))
@@ -561,15 +531,15 @@ func TestShipper_AddDoesNotAllocate(t *testing.T) {
 	s := NewShipper(Config{Sink: NewWriter(io.Discard), Acker: &ackLog{}, Log: zerolog.Nop(), BatchBytes: 1 << 30, BatchWait: time.Hour, Batches: 1})
 	rec := []byte(`{"message":"x"}`)
 	ctx := context.Background()
-	now := time.Now()
+	m := meta(1, 1)
 	for range 10000 { // grow the batch buffers first
-		if err := s.Add(ctx, rec, Ack{}, now, now); err != nil {
+		if err := s.Add(ctx, rec, m); err != nil {
 			t.Fatal(err)
 		}
 	}
 	var addErr error
 	n := testing.AllocsPerRun(1000, func() {
-		if err := s.Add(ctx, rec, Ack{}, now, now); err != nil {
+		if err := s.Add(ctx, rec, m); err != nil {
 			addErr = err
 		}
 	})
@@ -604,85 +574,5 @@ func BenchmarkCompressor(b *testing.B) {
 			}
 			b.ReportMetric(float64(len(out))/float64(len(batch)), "ratio")
 		})
-	}
-}
-
-// batchSizes records how many records each batch carried.
-type batchSizes struct {
-	mu    sync.Mutex
-	sizes []int
-}
-
-func (s *batchSizes) snapshot() []int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]int(nil), s.sizes...)
-}
-
-func (s *batchSizes) Send(_ context.Context, b *Batch) error {
-	s.mu.Lock()
-	s.sizes = append(s.sizes, len(b.Records))
-	s.mu.Unlock()
-	return nil
-}
-
-// Ensure records known of a whole batch wait before they were read leave
-// at the producer's Flush, in its own wake-up, as one batch for the turn:
-// with a wait of an hour, nothing else could send them within the test.
-func TestShipper_FlushSendsTheDueTurnAsOneBatch(t *testing.T) {
-	sink := &batchSizes{}
-	const wait = time.Hour
-	s := NewShipper(Config{Sink: sink, Acker: &ackLog{}, Log: zerolog.Nop(), BatchBytes: 1 << 20, BatchWait: wait})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	now := time.Now()
-	for i := range 100 {
-		if err := s.Add(ctx, []byte(`{}`), Ack{Source: 1, Offset: int64(i)}, now, now.Add(-wait)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	s.Flush()
-	deadline := time.Now().Add(10 * time.Second)
-	for len(sink.snapshot()) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the due batch was not sent at Flush")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	s.Close()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	if sizes := sink.snapshot(); len(sizes) != 1 || sizes[0] != 100 {
-		t.Fatalf("batches %v, want one of 100", sizes)
-	}
-}
-
-// Ensure Flush leaves a batch that is not due yet to fill: records read
-// as they were written wait for the batch wait, Flush or not.
-func TestShipper_FlushKeepsABatchThatIsNotDue(t *testing.T) {
-	sink := &batchSizes{}
-	s := NewShipper(Config{Sink: sink, Acker: &ackLog{}, Log: zerolog.Nop(), BatchBytes: 1 << 20, BatchWait: time.Hour})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	for turn := range 3 {
-		for i := range 10 {
-			now := time.Now()
-			if err := s.Add(ctx, []byte(`{}`), Ack{Source: 1, Offset: int64(turn*10 + i)}, now, now); err != nil {
-				t.Fatal(err)
-			}
-		}
-		s.Flush()
-	}
-	s.Close() // sends what is left
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	if sizes := sink.snapshot(); len(sizes) != 1 || sizes[0] != 30 {
-		t.Fatalf("batches %v, want one of 30: Flush sent a batch before it was due", sizes)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"math/big"
 	"net"
 	"net/http/httptest"
@@ -111,12 +112,20 @@ func TestHTTP_TLSClientCertificate(t *testing.T) {
 	without, _ := TLSConfig(caFile, "", "", false)
 	bare, _ := NewHTTP(Endpoint{URL: mustURL(t, srv.URL), Compression: CompressionGzip, TLS: without})
 	b := &Batch{}
-	b.add([]byte(`{}`), Ack{}, time.Now())
+	b.add([]byte(`{}`), meta(1, 1))
+	b.setPart(0, 1)
 	if err := bare.Send(t.Context(), b); err == nil {
 		t.Fatal("a client without a certificate was accepted")
 	}
-	if _, err := TLSConfig(caFile, clientCert, "", false); err == nil {
-		t.Error("a certificate without its key was accepted")
+	var fe *TLSFileError
+	if _, err := TLSConfig(caFile, clientCert, "", false); !errors.As(err, &fe) || fe.Which != "key" {
+		t.Errorf("a certificate without its key: %v; want an error about the key", err)
+	}
+	if _, err := TLSConfig(caFile, clientCert, filepath.Join(t.TempDir(), "missing.key"), false); !errors.As(err, &fe) || fe.Which != "key" {
+		t.Errorf("a missing key file: %v; want an error about the key", err)
+	}
+	if _, err := TLSConfig(caFile, caFile, clientCert, false); !errors.As(err, &fe) || fe.Which != "cert" {
+		t.Errorf("an unusable certificate: %v; want an error about the certificate", err)
 	}
 	insecure, _ := TLSConfig("", "", "", true)
 	if !insecure.InsecureSkipVerify {

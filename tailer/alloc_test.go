@@ -28,7 +28,7 @@ func readerOver(tb testing.TB, path string) (*Follower, *file, *discard) {
 	tb.Cleanup(func() { fd.Close() })
 	d := &discard{}
 	f.out = d
-	return f, &file{f: fd, path: path}, d
+	return f, &file{fd: fd, path: path}, d
 }
 
 func writeNumbered(tb testing.TB, path string, n int) {

@@ -354,8 +354,8 @@ func TestFollower_ManyFilesBoundedDescriptors(t *testing.T) {
 	if fds > cfg.MaxOpen+32 {
 		t.Errorf("%d descriptors open with %d files, want about MaxOpen=%d", fds, files, cfg.MaxOpen)
 	}
-	if len(r.f.watched) != 1 {
-		t.Errorf("%d directory watches, want 1", len(r.f.watched))
+	if n := len(r.f.watch.change.wds); n != 1 {
+		t.Errorf("%d directory watches, want 1", n)
 	}
 }
 
@@ -377,7 +377,7 @@ func TestFollower_RestartResumesFromAcks(t *testing.T) {
 	cfg := testConfig(t, dir, "app.log")
 	r := startFollowerAcking(t, cfg, 3000) // 2,000 lines are read but "in flight" when it dies
 	waitCount(t, r, 5000)
-	if err := cfg.Positions.Save(); err != nil {
+	if err := cfg.Positions.save(); err != nil {
 		t.Fatal(err)
 	}
 	r.kill()
@@ -430,7 +430,7 @@ func TestFollower_RotatedWhileDown(t *testing.T) {
 	r := startFollower(t, cfg)
 	waitCount(t, r, 1000)
 	r.stop(t)
-	if err := cfg.Positions.Save(); err != nil {
+	if err := cfg.Positions.save(); err != nil {
 		t.Fatal(err)
 	}
 	// While down: more lines, rotation, lines in the new file.
@@ -481,7 +481,7 @@ func TestFollower_ExcludeAndOwnFiles(t *testing.T) {
 	}
 	r := startFollower(t, cfg)
 	waitCount(t, r, 10)
-	if err := cfg.Positions.Save(); err != nil {
+	if err := cfg.Positions.save(); err != nil {
 		t.Fatal(err)
 	}
 	appendFile(t, filepath.Join(dir, "a.log"), 31, 40)
@@ -550,7 +550,7 @@ func TestPositions_PruneDropsOnlyOldUnfollowed(t *testing.T) {
 	}
 	// Saved and loaded again, an entry keeps everything it needs.
 	p.Ack(4, 1234)
-	if err := p.Save(); err != nil {
+	if err := p.save(); err != nil {
 		t.Fatal(err)
 	}
 	q, err := LoadPositions(p.Path(), testLogger(t))

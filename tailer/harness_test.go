@@ -34,7 +34,7 @@ func (c *collector) Handle(_ context.Context, l Line) error {
 	c.lines = append(c.lines, l)
 	c.sinceCaughtUp++
 	if c.ackUpTo == 0 || len(c.lines) <= c.ackUpTo {
-		c.pos.Ack(l.Source, l.End)
+		c.pos.Ack(l.Source, l.Ack)
 	}
 	return nil
 }
@@ -76,7 +76,8 @@ type running struct {
 
 func testConfig(t *testing.T, dir string, patterns ...string) Config {
 	t.Helper()
-	pos, err := LoadPositions(filepath.Join(dir, ".tailcar-positions"), zerolog.Nop())
+	posPath := filepath.Join(dir, ".tailcar-positions")
+	pos, err := LoadPositions(posPath, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,6 +86,7 @@ func testConfig(t *testing.T, dir string, patterns ...string) Config {
 	}
 	return Config{
 		Patterns: patterns, MaxRecordBytes: 1 << 20, Positions: pos, Log: testLogger(t),
+		Ignore:         []string{posPath, posPath + ".tmp", posPath + ".heartbeat"},
 		RescanInterval: 100 * time.Millisecond, RotateWait: 500 * time.Millisecond,
 		MultilineWait: 200 * time.Millisecond,
 	}

@@ -34,9 +34,9 @@ const (
 	seenResolution = 10 * time.Minute
 )
 
-// Position is the checkpoint of one file generation: a file, identified by
-// device, inode and fingerprint, and the offset up to which every record
-// has been delivered.
+// Position is the checkpoint of one file generation as it is stored: a
+// file, identified by device, inode and fingerprint, and the offset up to
+// which every record has been delivered.
 type Position struct {
 	Source string    `json:"source"` // hex; stable for the generation's life
 	Path   string    `json:"path"`
@@ -49,8 +49,8 @@ type Position struct {
 }
 
 type positionsFile struct {
-	Version int        `json:"version"`
-	Files   []Position `json:"files"`
+	Version int               `json:"version"`
+	Files   []json.RawMessage `json:"files"`
 }
 
 // entry is a Position in memory.
@@ -63,8 +63,21 @@ type entry struct {
 	seen   time.Time
 }
 
-// Positions holds the acked checkpoint of every file and writes it to disk
-// atomically: temp file, fsync, rename, fsync of the directory.
+// Positions holds the acknowledged offset of every file generation and
+// writes them to disk atomically: temp file, fsync, rename, fsync of the
+// directory.
+//
+// Each part of it has one writer:
+//   - the follow loop owns which generations exist and what identifies
+//     them (track, forget, touch, prune); track sets the offset a
+//     generation starts at, before any record of it is handed over;
+//   - the shipper's goroutine owns the offsets after that (Ack). An ack
+//     for a generation that is no longer tracked (truncated, or deleted
+//     and finished) is dropped: its offsets no longer mean anything;
+//   - Run alone writes the file.
+//
+// One mutex guards the entries, since those writers run on different
+// goroutines; the metrics scrape only reads.
 type Positions struct {
 	path string
 	log  zerolog.Logger
@@ -78,13 +91,22 @@ type Positions struct {
 	changed chan struct{}
 }
 
-// LoadPositions reads the positions file at path. A missing file is a first
-// start; a corrupt file or one of another version is logged and ignored,
-// so the files are read as on a first start rather than not at all.
+// LoadPositions reads the positions file at path, creating its directory.
+// A missing file is a first start. A corrupt file, or one of another
+// version, is logged and ignored, and a malformed entry is skipped: the
+// files concerned are read as on a first start rather than not at all.
+// It fails when the positions cannot be written there, since a tailcar
+// that cannot checkpoint would ship everything again at every restart.
 func LoadPositions(path string, log zerolog.Logger) (*Positions, error) {
 	p := &Positions{path: path, log: log, entries: make(map[uint64]*entry), changed: make(chan struct{}, 1)}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("create positions directory: %w", err)
+	}
+	if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", path)
+	}
+	if err := checkWritable(path + ".tmp"); err != nil {
+		return nil, err
 	}
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -102,26 +124,55 @@ func LoadPositions(path string, log zerolog.Logger) (*Positions, error) {
 		log.Warn().Int("version", pf.Version).Str("path", path).Msg("positions file is of another version; starting as if there were none")
 		return p, nil
 	}
-	for _, pos := range pf.Files {
-		src, err1 := strconv.ParseUint(pos.Source, 16, 64)
-		sum, err2 := strconv.ParseUint(pos.FP, 16, 64)
-		if err1 != nil || err2 != nil || pos.Offset < 0 {
-			log.Warn().Str("source", pos.Source).Msg("skipping a malformed positions entry")
+	for _, raw := range pf.Files {
+		e, err := decodeEntry(raw)
+		if err != nil {
+			log.Warn().Err(err).RawJSON("entry", raw).Msg("skipping a malformed positions entry; the others are kept")
 			continue
 		}
-		p.entries[src] = &entry{
-			source: src, path: pos.Path, id: fileID{Dev: pos.Dev, Ino: pos.Ino},
-			fp: fingerprint{Len: pos.FPLen, Sum: sum}, offset: pos.Offset, seen: pos.Seen,
-		}
+		p.entries[e.source] = e
 	}
 	return p, nil
+}
+
+func decodeEntry(raw json.RawMessage) (*entry, error) {
+	var pos Position
+	if err := json.Unmarshal(raw, &pos); err != nil {
+		return nil, err
+	}
+	src, err := strconv.ParseUint(pos.Source, 16, 64)
+	if err != nil || src == 0 {
+		return nil, fmt.Errorf("invalid source %q", pos.Source)
+	}
+	sum, err := strconv.ParseUint(pos.FP, 16, 64)
+	if err != nil {
+		return nil, fmt.Errorf("invalid fingerprint %q", pos.FP)
+	}
+	if pos.Offset < 0 || pos.FPLen < 0 || pos.FPLen > fingerprintMax {
+		return nil, fmt.Errorf("offset %d or fingerprint length %d out of range", pos.Offset, pos.FPLen)
+	}
+	return &entry{
+		source: src, path: pos.Path, id: fileID{Dev: pos.Dev, Ino: pos.Ino},
+		fp: fingerprint{Len: pos.FPLen, Sum: sum}, offset: pos.Offset, seen: pos.Seen,
+	}, nil
+}
+
+// checkWritable proves that a file can be created at path, then removes it.
+func checkWritable(path string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return fmt.Errorf("cannot write positions: %w", err)
+	}
+	f.Close()
+	return os.Remove(path)
 }
 
 // Path is where the positions are written.
 func (p *Positions) Path() string { return p.path }
 
-// Ack moves source's checkpoint to offset. Acks for a source that is no
-// longer tracked (a truncated generation) are ignored.
+// Ack moves source's checkpoint to offset: every record of it up to there
+// has been delivered (or filtered). Acks for a source that is no longer
+// tracked are dropped.
 func (p *Positions) Ack(source uint64, offset int64) {
 	p.mu.Lock()
 	if e, ok := p.entries[source]; ok && e.offset != offset {
@@ -140,7 +191,7 @@ func (p *Positions) markDirtyLocked() {
 	}
 }
 
-// track starts or replaces the checkpoint of a generation.
+// track starts the checkpoint of a new generation at its start offset.
 func (p *Positions) track(e entry) {
 	p.mu.Lock()
 	e.seen = time.Now()
@@ -159,9 +210,9 @@ func (p *Positions) forget(source uint64) {
 	p.mu.Unlock()
 }
 
-// update records a file's current path and fingerprint, and that it is
-// still followed.
-func (p *Positions) update(source uint64, path string, fp fingerprint, now time.Time) {
+// touch records a followed file's current path and fingerprint, and that
+// it is still followed.
+func (p *Positions) touch(source uint64, path string, fp fingerprint, now time.Time) {
 	p.mu.Lock()
 	if e, ok := p.entries[source]; ok {
 		if e.path != path || e.fp != fp || now.Sub(e.seen) > seenResolution {
@@ -194,6 +245,13 @@ func (p *Positions) Offset(source uint64) (int64, bool) {
 	return e.offset, true
 }
 
+// Len is how many generations have a checkpoint.
+func (p *Positions) Len() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.entries)
+}
+
 // prune drops entries of files not followed (not in keep) and not seen
 // for pruneAfter.
 func (p *Positions) prune(keep map[uint64]bool, now time.Time) {
@@ -207,16 +265,16 @@ func (p *Positions) prune(keep map[uint64]bool, now time.Time) {
 	p.mu.Unlock()
 }
 
-// Save writes the positions if they changed since the last save.
-func (p *Positions) Save() error {
+// save writes the positions if they changed since the last save.
+func (p *Positions) save() error {
 	p.mu.Lock()
 	if !p.dirty {
 		p.mu.Unlock()
 		return nil
 	}
-	pf := positionsFile{Version: positionsVersion, Files: make([]Position, 0, len(p.entries))}
+	files := make([]Position, 0, len(p.entries))
 	for _, e := range p.entries {
-		pf.Files = append(pf.Files, Position{
+		files = append(files, Position{
 			Source: strconv.FormatUint(e.source, 16), Path: e.path, Dev: e.id.Dev, Ino: e.id.Ino,
 			FPLen: e.fp.Len, FP: strconv.FormatUint(e.fp.Sum, 16), Offset: e.offset, Seen: e.seen.UTC(),
 		})
@@ -224,7 +282,10 @@ func (p *Positions) Save() error {
 	p.dirty = false
 	p.mu.Unlock()
 
-	data, err := json.Marshal(pf)
+	data, err := json.Marshal(struct {
+		Version int        `json:"version"`
+		Files   []Position `json:"files"`
+	}{positionsVersion, files})
 	if err != nil {
 		return fmt.Errorf("encode positions: %w", err)
 	}
@@ -248,8 +309,8 @@ func (p *Positions) LastSaved() time.Time {
 }
 
 // Run saves the positions when they change, at most once per interval,
-// until ctx ends. The final save at exit is the caller's, after the last
-// acks are in.
+// until ctx ends; then it saves once more, so that the last acks are kept,
+// and returns that save's error. Stop it only once no more acks can come.
 func (p *Positions) Run(ctx context.Context, interval time.Duration) error {
 	failing := false
 	var last time.Time // the last attempt
@@ -265,11 +326,11 @@ func (p *Positions) Run(ctx context.Context, interval time.Duration) error {
 				case <-wait.C:
 				case <-ctx.Done():
 					wait.Stop()
-					return nil
+					return p.save()
 				}
 			}
 			last = time.Now()
-			err := p.Save()
+			err := p.save()
 			switch {
 			case err != nil && !failing:
 				failing = true
@@ -279,7 +340,7 @@ func (p *Positions) Run(ctx context.Context, interval time.Duration) error {
 				p.log.Info().Msg("positions saved again")
 			}
 		case <-ctx.Done():
-			return nil
+			return p.save()
 		}
 	}
 }

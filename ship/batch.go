@@ -1,0 +1,223 @@
+package ship
+
+import (
+	"time"
+)
+
+// Batch is a run of encoded records with what each one acknowledges.
+// Sinks read it and report per record through Accept, Drop and Rebuild;
+// everything else about it belongs to the Shipper.
+type Batch struct {
+	// Data holds the records, each followed by a newline (so that NDJSON
+	// sinks send it as it is); Records says where each ends.
+	Data []byte
+	// Records has one entry per record, in order, including acks of
+	// filtered lines, which have no data and are never sent.
+	Records []Record
+	// Groups are the resource encodings that Record.Group indexes, for a
+	// sink that sends records grouped by their tags (OTLP).
+	Groups [][]byte
+
+	// due is when the batch must leave.
+	due time.Time
+	// state says, per record, what became of it.
+	state []recordState
+	// part is the range of records being sent, narrowed when a backend
+	// answers 413 and the batch is sent in parts.
+	partLo, partHi int
+	// body caches what a sink built from the part (compressed, framed),
+	// so that a retry sends the very same bytes without building them again.
+	body      []byte
+	bodyReady bool
+	// scratch holds the unsent records when they are not all of Data.
+	scratch []byte
+	// dropNote says why the first record a sink dropped was refused.
+	dropNote string
+}
+
+// Record locates one record in Batch.Data and says what it acknowledges.
+type Record struct {
+	stop int // Data[previous stop:stop] is the record and its newline
+	// Ack is what delivering the record acknowledges.
+	Ack Ack
+	// Pos is the record's own end in its file: with Ack.Source, unique
+	// to the record, and the same every time it is read (Elasticsearch
+	// builds document ids from it).
+	Pos int64
+	// Read and Event are the time tailcar read the record and the event's
+	// own time (@timestamp), Unix nanoseconds.
+	Read, Event int64
+	// Group indexes Batch.Groups.
+	Group uint32
+	// Skip marks the ack of filtered lines: nothing to send.
+	Skip bool
+}
+
+// recordState is what became of a record.
+type recordState uint8
+
+const (
+	pending    recordState = iota
+	accepted               // the backend has it
+	dropPoison             // refused on its own (a mapping error)
+	dropLarge              // too large for the backend even alone
+	dropBatch              // in a batch refused with a 4xx
+)
+
+// Meta is what the Shipper needs of a record besides its bytes.
+type Meta struct {
+	Ack Ack
+	Pos int64
+	// ReadAt is when the record was read; Event its own time.
+	ReadAt, Event time.Time
+	// Since is when the record was known to be there: the batch wait
+	// counts from then.
+	Since time.Time
+	Group uint32
+}
+
+func (b *Batch) add(rec []byte, m Meta) {
+	b.Data = append(b.Data, rec...)
+	b.Data = append(b.Data, '\n')
+	b.Records = append(b.Records, Record{stop: len(b.Data), Ack: m.Ack, Pos: m.Pos,
+		Read: m.ReadAt.UnixNano(), Event: m.Event.UnixNano(), Group: m.Group})
+}
+
+// skip records the ack of a filtered line. Filtered lines in a row from
+// one file share one entry, so dropping most lines costs no memory.
+func (b *Batch) skip(ack Ack) {
+	if n := len(b.Records); n > 0 && b.Records[n-1].Skip && b.Records[n-1].Ack.Source == ack.Source {
+		b.Records[n-1].Ack = ack
+		return
+	}
+	b.Records = append(b.Records, Record{stop: len(b.Data), Ack: ack, Skip: true})
+}
+
+func (b *Batch) reset() {
+	b.Data = b.Data[:0]
+	b.Records = b.Records[:0]
+	b.Groups = b.Groups[:0]
+	b.state = b.state[:0]
+	b.body = b.body[:0]
+	b.bodyReady = false
+	b.dropNote = ""
+}
+
+// records counts the records with data.
+func (b *Batch) records() int {
+	n := 0
+	for _, r := range b.Records {
+		if !r.Skip {
+			n++
+		}
+	}
+	return n
+}
+
+// setPart narrows sending to records [lo, hi).
+func (b *Batch) setPart(lo, hi int) {
+	if len(b.state) < len(b.Records) {
+		b.state = append(b.state, make([]recordState, len(b.Records)-len(b.state))...)
+	}
+	b.partLo, b.partHi = lo, hi
+	b.bodyReady = false
+}
+
+// Unsent calls fn for every record of the part being sent that has data
+// and that the backend has neither accepted nor refused, in order, with
+// the record's bytes without its newline.
+func (b *Batch) Unsent(fn func(i int, rec []byte, r Record)) {
+	start := 0
+	if b.partLo > 0 {
+		start = b.Records[b.partLo-1].stop
+	}
+	for i := b.partLo; i < b.partHi; i++ {
+		r := b.Records[i]
+		if !r.Skip && b.state[i] == pending {
+			fn(i, b.Data[start:r.stop-1], r)
+		}
+		start = r.stop
+	}
+}
+
+// UnsentData returns the unsent records of the part being sent, each with
+// its newline: Data itself when that is all of them (the usual case),
+// a copy otherwise.
+func (b *Batch) UnsentData() []byte {
+	whole := b.partLo == 0 && b.partHi == len(b.Records)
+	for i := 0; whole && i < len(b.Records); i++ {
+		whole = b.state[i] == pending
+	}
+	if whole {
+		return b.Data
+	}
+	b.scratch = b.scratch[:0]
+	b.Unsent(func(_ int, rec []byte, _ Record) {
+		b.scratch = append(b.scratch, rec...)
+		b.scratch = append(b.scratch, '\n')
+	})
+	return b.scratch
+}
+
+// unsent counts what Unsent would visit.
+func (b *Batch) unsent() int {
+	n := 0
+	b.Unsent(func(int, []byte, Record) { n++ })
+	return n
+}
+
+// Body returns the request body for the part being sent, building it with
+// build on first use and returning the same bytes on every retry.
+func (b *Batch) Body(build func(dst []byte, b *Batch) ([]byte, error)) ([]byte, error) {
+	if b.bodyReady {
+		return b.body, nil
+	}
+	body, err := build(b.body[:0], b)
+	if err != nil {
+		return nil, err
+	}
+	b.body, b.bodyReady = body, true
+	return body, nil
+}
+
+// Accept says the backend has record i.
+func (b *Batch) Accept(i int) { b.state[i] = accepted }
+
+// Drop says the backend refused record i on its own, and retrying cannot
+// help (a mapping error): it is dropped and counted. why is logged for
+// the first record dropped.
+func (b *Batch) Drop(i int, why string) {
+	b.state[i] = dropPoison
+	if b.dropNote == "" {
+		b.dropNote = why
+	}
+}
+
+// Rebuild says the body must be built again for the next attempt, because
+// some records were settled and the rest are to be sent again.
+func (b *Batch) Rebuild() { b.bodyReady = false }
+
+// settleUnsent gives every unsent record of the part the same fate.
+func (b *Batch) settleUnsent(s recordState) {
+	b.Unsent(func(i int, _ []byte, _ Record) { b.state[i] = s })
+}
+
+// count tallies the fates of the records with data.
+func (b *Batch) count() (accepted, poison, large, rejected int) {
+	for i, r := range b.Records {
+		if r.Skip {
+			continue
+		}
+		switch b.state[i] {
+		case dropPoison:
+			poison++
+		case dropLarge:
+			large++
+		case dropBatch:
+			rejected++
+		default:
+			accepted++
+		}
+	}
+	return
+}

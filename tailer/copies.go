@@ -1,0 +1,143 @@
+package tailer
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"time"
+)
+
+// copytruncate rotation copies a file and then truncates it. When the
+// patterns match the copies (access.log*), the copy holds what the
+// original had before the truncation; reading it from its start would
+// send again everything already read from the original. So a copy resumes
+// where the original had been read, capped at the copy's size: nothing is
+// read twice, and what had not been read before the truncation is read
+// from the copy.
+//
+// Only a real copy may resume: a file whose original was truncated. A new
+// file that merely starts like another (jobs that write the same header)
+// is read from its start. When in doubt, read from the start: a duplicate
+// is recoverable, a loss is not.
+
+// retired is a generation ended by truncation, kept so that its
+// copytruncate copy resumes where it had been read.
+type retired struct {
+	fp      fingerprint
+	readEnd int64
+	at      time.Time
+}
+
+// copyDecision says where a newly found file starts.
+type copyDecision struct {
+	resume bool   // a copy: start at offset
+	offset int64  // where the original's truncated generation had been read to
+	origin string // the original's name, for the log
+	wait   bool   // perhaps a copy still being made: decide on a later scan
+}
+
+// copyOf decides whether fd, a file found for the first time, is the copy
+// of a file whose generation ended by truncation.
+func (f *Follower) copyOf(ctx context.Context, fd *os.File, c candidate, entries []entry) (copyDecision, error) {
+	n, err := fd.ReadAt(f.scratch[:fingerprintMax], 0)
+	if err != nil && err != io.EOF {
+		return copyDecision{}, fmt.Errorf("read %s: %w", c.path, err)
+	}
+	head := append([]byte(nil), f.scratch[:n]...)
+	// A copy is written while we look; one that has stopped changing for
+	// RotateWait is finished. At the drain there is no later scan to wait
+	// for, so the doubt is settled by reading from the start.
+	recent := !f.draining && time.Since(c.mtime) < f.cfg.RotateWait
+	if len(head) == 0 {
+		return copyDecision{wait: recent}, nil
+	}
+	for _, orig := range f.files {
+		// The copy starts as the original does now, or as it did when last
+		// read (the original may be truncated already, unknown to us yet).
+		if orig.id == c.id || orig.rotated {
+			continue
+		}
+		alike := f.isPrefixOf(head, orig)
+		if !alike && !sameHead(fd, orig.fp, f.scratch) {
+			continue
+		}
+		// Read what the original still has first, so that it is not read
+		// twice; this is also where its truncation is noticed. The order
+		// matters: an original not truncated now was not truncated when it
+		// was compared either.
+		generation := orig.source
+		if err := f.readToEnd(ctx, orig, -1, false); err != nil {
+			return copyDecision{}, err
+		}
+		if orig.source != generation {
+			// Truncated: copytruncate had finished the copy before that, so
+			// it is complete now (the glob may have seen it empty); resume
+			// where the truncated generation ended.
+			r := f.retired[len(f.retired)-1]
+			return copyDecision{resume: true, offset: min(r.readEnd, sizeOf(fd)), origin: orig.path}, nil
+		}
+		if alike && recent {
+			// Identical so far: the truncation that makes it a copy may
+			// still come.
+			return copyDecision{wait: true}, nil
+		}
+		// The original was not truncated: a new file that starts alike, or
+		// a plain copy.
+		return copyDecision{}, nil
+	}
+	for i := len(f.retired) - 1; i >= 0; i-- {
+		r := f.retired[i]
+		// The copy was complete when the original was truncated, so it
+		// stopped changing about then.
+		if c.mtime.Before(r.at.Add(f.cfg.RotateWait)) && sameHead(fd, r.fp, f.scratch) {
+			return copyDecision{resume: true, offset: min(r.readEnd, sizeOf(fd)), origin: "a truncated file"}, nil
+		}
+	}
+	// Checkpoints from before a restart: a copy of a generation that was
+	// truncated while tailcar was down.
+	for _, e := range entries {
+		if e.id != c.id && sameHead(fd, e.fp, f.scratch) && f.generationEnded(e) {
+			return copyDecision{resume: true, offset: min(e.offset, sizeOf(fd)), origin: e.path}, nil
+		}
+	}
+	return copyDecision{}, nil
+}
+
+func sizeOf(fd *os.File) int64 {
+	fi, err := fd.Stat()
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
+}
+
+// generationEnded reports whether the file generation of a checkpoint is
+// over: its inode now holds another generation or other content, or is
+// gone. While it goes on, a file that starts alike is not its copy.
+func (f *Follower) generationEnded(e entry) bool {
+	if fl := f.files[e.id]; fl != nil {
+		return fl.source != e.source
+	}
+	fd, fi, err := openRegular(e.path)
+	if err != nil {
+		return true
+	}
+	defer fd.Close()
+	if id, ok := idOf(fi); !ok || id != e.id {
+		return true
+	}
+	same, _, err := checkFingerprint(fd, e.fp, f.scratch)
+	return err != nil || !same || fi.Size() < e.offset
+}
+
+// isPrefixOf reports whether head is how orig starts now.
+func (f *Follower) isPrefixOf(head []byte, orig *file) bool {
+	if len(head) == 0 || orig.fd == nil {
+		return false
+	}
+	buf := f.scratch[:len(head)]
+	n, _ := orig.fd.ReadAt(buf, 0)
+	return n == len(head) && bytes.Equal(buf, head)
+}

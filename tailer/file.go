@@ -1,0 +1,78 @@
+package tailer
+
+import (
+	"os"
+	"time"
+)
+
+// sched is where a file stands in the follow loop's schedule.
+type sched uint8
+
+const (
+	idle     sched = iota // read to its end as far as anyone knows
+	settling              // named by a change event; read when events have settled
+	queued                // to be read in the next turn
+)
+
+// file is one followed file generation: a file identity with the offset
+// reading has reached, and the records being assembled from it. Only the
+// follow loop's goroutine touches it.
+type file struct {
+	source uint64
+	// path is the name the file is followed under (a symlink's own name);
+	// real is that path with symlinks resolved, the name its directory's
+	// events give it.
+	path, real string
+	id         fileID
+	fp         fingerprint
+	fd         *os.File // nil while closed for being idle
+	// offset is where the next raw line starts. A line without its
+	// newline is not consumed: it is read again, whole, once complete.
+	offset int64
+	// format is Config.Format, with FormatAuto decided at the first line.
+	format Format
+
+	sched   sched
+	rotated bool // the patterns no longer lead here: finish, then let go
+	gone    bool // let go; stale references ignore it
+	// riskUntil: another process opened the file (a copier, perhaps about
+	// to truncate it), so it is read at each change until then.
+	riskUntil time.Time
+
+	// size is the size last seen and changed when it last changed: a
+	// rotated file that has not changed for RotateWait can grow no more.
+	size    int64
+	changed time.Time
+	// lastActive orders idle files for closing, least recent first.
+	lastActive time.Time
+	// since is when an event first named this file since it was last read
+	// to its end; records read now have waited since then.
+	since time.Time
+
+	long    longLine
+	streams [streamCount]streamState
+}
+
+// holding reports whether fl holds raw bytes or a record it has not
+// handed over: such a file must be neither closed nor forgotten.
+func (fl *file) holding() bool {
+	if fl.long.active {
+		return true
+	}
+	for i := range fl.streams {
+		if fl.streams[i].chunks.active || fl.streams[i].record.active {
+			return true
+		}
+	}
+	return false
+}
+
+// closable reports whether fl's descriptor may be closed to stay under
+// the bound: not a rotated file (its name may be gone, so it could not be
+// reopened), not one queued for reading, not one holding a record.
+func (fl *file) closable() bool {
+	return fl.fd != nil && !fl.rotated && fl.sched != queued && !fl.holding()
+}
+
+// atRisk reports whether fl is to be read at each change.
+func (fl *file) atRisk(now time.Time) bool { return now.Before(fl.riskUntil) }
