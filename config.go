@@ -101,7 +101,7 @@ type Config struct {
 	LogLevel string `envconfig:"LOG_LEVEL" default:"info" desc:"tailcar's own log level on stderr: debug, info, warn or error"`
 
 	// Derived once by loadConfig; never read from the environment directly.
-	envTagsVar string      // the variable the env tag names came from
+	envTagsVar string       // the variable the env tag names came from
 	tagValues  []enrich.Tag // env tags that are set, then static tags
 	encoder    *enrich.Encoder
 	multiline  *regexp.Regexp
