@@ -47,6 +47,20 @@ type Config struct {
 	MultilineStart string `envconfig:"MULTILINE_START" desc:"regular expression matching the first line of a record; other lines join the record before them"`
 	// MaxRecordBytes cuts longer messages.
 	MaxRecordBytes Size `envconfig:"MAX_RECORD_BYTES" default:"1MiB" desc:"a longer message is cut to this size and marked truncated: true"`
+	// Parse is how lines become fields.
+	Parse string `envconfig:"PARSE" default:"none" desc:"none, json, nginx, regex or logfmt: how a line becomes fields; a line that does not parse is shipped as with none, and counted"`
+	// ParseRegex has the named groups of TAILCAR_PARSE=regex.
+	ParseRegex string `envconfig:"PARSE_REGEX" desc:"RE2 expression whose named groups become fields; required when TAILCAR_PARSE=regex; a group named message is the message"`
+	// MessageKey names the parsed fields that may be the message.
+	MessageKey List `envconfig:"MESSAGE_KEY" default:"message,msg" desc:"for json and logfmt: the parsed field that becomes message (the first present string wins); with none present the record has no message"`
+	// TimeKey names the parsed fields that may hold the event's time.
+	TimeKey List `envconfig:"TIME_KEY" desc:"the parsed field holding the event's time; default per parser: nginx time_local; json and logfmt the first of @timestamp,time,timestamp,ts; regex time,timestamp"`
+	// TimeFormat reads the time field.
+	TimeFormat string `envconfig:"TIME_FORMAT" default:"auto" desc:"auto (RFC 3339 at any precision and offset; Unix s, ms, µs or ns as numbers; 02/Jan/2006:15:04:05 -0700) or a Go time layout"`
+	// Include keeps only matching lines.
+	Include string `envconfig:"INCLUDE" desc:"RE2 on the line: when set, only matching lines are shipped"`
+	// Drop drops matching lines.
+	Drop string `envconfig:"DROP" desc:"RE2 on the line: matching lines are not shipped; their offsets are acknowledged all the same"`
 	// Sink is where records go.
 	Sink string `envconfig:"SINK" default:"stdout" desc:"stdout, http, elasticsearch or loki"`
 	// SinkURL is the backend's base URL.
@@ -104,6 +118,8 @@ type Config struct {
 	envTagsVar string       // the variable the env tag names came from
 	tagValues  []enrich.Tag // env tags that are set, then static tags
 	encoder    *enrich.Encoder
+	parser     *enrich.Parser // nil for TAILCAR_PARSE=none
+	filter     enrich.Filter
 	multiline  *regexp.Regexp
 	logLevel   zerolog.Level
 }
@@ -318,6 +334,9 @@ func (c *Config) derive(lookupEnv func(string) (string, bool)) error {
 		}
 		c.multiline = re
 	}
+	if err := c.deriveParsing(); err != nil {
+		return err
+	}
 	c.logLevel, _ = zerolog.ParseLevel(c.LogLevel)
 	var err error
 	if c.encoder, err = enrich.NewEncoder(c.tagValues); err != nil {
@@ -328,6 +347,67 @@ func (c *Config) derive(lookupEnv func(string) (string, bool)) error {
 		}
 		return &configError{key, err}
 	}
+	return nil
+}
+
+// deriveParsing compiles the filters and builds the parser.
+func (c *Config) deriveParsing() error {
+	for _, r := range []struct {
+		key string
+		src string
+		dst **regexp.Regexp
+	}{{"INCLUDE", c.Include, &c.filter.Include}, {"DROP", c.Drop, &c.filter.Drop}} {
+		if r.src == "" {
+			continue
+		}
+		re, err := regexp.Compile(r.src)
+		if err != nil {
+			return bad(r.key, "invalid regular expression: %v", err)
+		}
+		*r.dst = re
+	}
+	switch c.Parse {
+	case enrich.ParseNone:
+		if c.ParseRegex != "" {
+			return bad("PARSE_REGEX", "set, but TAILCAR_PARSE is none; set TAILCAR_PARSE=regex to use it")
+		}
+		return nil
+	case enrich.ParseJSON, enrich.ParseNginx, enrich.ParseRegex, enrich.ParseLogfmt:
+	default:
+		return bad("PARSE", "must be none, json, nginx, regex or logfmt, not %q", c.Parse)
+	}
+	pc := enrich.ParserConfig{Format: c.Parse, TimeKeys: c.TimeKey, Time: enrich.NewTimeFormat(c.TimeFormat)}
+	if len(pc.TimeKeys) == 0 {
+		pc.TimeKeys = enrich.DefaultTimeKeys(c.Parse)
+	}
+	if c.TimeFormat == "" {
+		return bad("TIME_FORMAT", "empty; want auto or a Go time layout")
+	}
+	if c.Parse == enrich.ParseJSON || c.Parse == enrich.ParseLogfmt {
+		pc.MessageKeys = c.MessageKey
+	}
+	if c.Parse == enrich.ParseRegex {
+		if c.ParseRegex == "" {
+			return bad("PARSE_REGEX", "required when TAILCAR_PARSE=regex")
+		}
+		re, err := regexp.Compile(c.ParseRegex)
+		if err != nil {
+			return bad("PARSE_REGEX", "invalid regular expression: %v", err)
+		}
+		pc.Regex = re
+	}
+	for _, t := range c.tagValues {
+		pc.Taken = append(pc.Taken, t.Name)
+	}
+	p, err := enrich.NewParser(pc)
+	if err != nil {
+		key := "PARSE"
+		if c.Parse == enrich.ParseRegex {
+			key = "PARSE_REGEX"
+		}
+		return bad(key, "%v", err)
+	}
+	c.parser = p
 	return nil
 }
 

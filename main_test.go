@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -291,33 +292,64 @@ func TestProbe_HealthyWhileBackendHangs(t *testing.T) {
 func TestRun_InvalidConfigurationExitsTwo(t *testing.T) {
 	dir := t.TempDir()
 	paths := filepath.Join(dir, "*.log")
+	crlfToken := filepath.Join(dir, "token")
+	if err := os.WriteFile(crlfToken, []byte("abc\r\nX-Evil: 1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	positionsDir := filepath.Join(dir, "positions-is-a-dir")
+	if err := os.Mkdir(positionsDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	netSink := func(extra map[string]string) map[string]string {
+		return withEnv(map[string]string{"TAILCAR_PATHS": paths, "TAILCAR_SINK": "http", "TAILCAR_SINK_URL": "http://127.0.0.1:9"}, extra)
+	}
 	for _, tc := range []struct {
-		name string
-		env  map[string]string
-		want string
+		name    string
+		env     map[string]string
+		want    string
+		notWant string // a secret that must not be echoed
+		runOnly bool   // the probe opens no positions and builds no sink
 	}{
-		{"paths missing", map[string]string{}, "TAILCAR_PATHS"},
-		{"paths empty", map[string]string{"TAILCAR_PATHS": " , "}, "TAILCAR_PATHS"},
-		{"bad duration", map[string]string{"TAILCAR_PATHS": paths, "TAILCAR_DRAIN_DELAY": "abc"}, `TAILCAR_DRAIN_DELAY: invalid duration "abc"`},
-		{"bad size", map[string]string{"TAILCAR_PATHS": paths, "TAILCAR_BATCH_BYTES": "lots"}, "TAILCAR_BATCH_BYTES"},
-		{"bad bool", map[string]string{"TAILCAR_PATHS": paths, "TAILCAR_TLS_INSECURE": "maybe"}, "TAILCAR_TLS_INSECURE"},
-		{"bad start", map[string]string{"TAILCAR_PATHS": paths, "TAILCAR_START_AT": "middle"}, "TAILCAR_START_AT"},
-		{"bad sink", map[string]string{"TAILCAR_PATHS": paths, "TAILCAR_SINK": "kafka"}, "TAILCAR_SINK"},
-		{"no url", map[string]string{"TAILCAR_PATHS": paths, "TAILCAR_SINK": "http"}, "TAILCAR_SINK_URL"},
-		{"bad url", map[string]string{"TAILCAR_PATHS": paths, "TAILCAR_SINK": "loki", "TAILCAR_SINK_URL": "ftp://x"}, "TAILCAR_SINK_URL"},
-		{"bad compression", map[string]string{"TAILCAR_PATHS": paths, "TAILCAR_COMPRESSION": "lz4"}, "TAILCAR_COMPRESSION"},
-		{"bad regexp", map[string]string{"TAILCAR_PATHS": paths, "TAILCAR_MULTILINE_START": "(["}, "TAILCAR_MULTILINE_START"},
-		{"bad level", map[string]string{"TAILCAR_PATHS": paths, "TAILCAR_LOG_LEVEL": ""}, "TAILCAR_LOG_LEVEL"},
-		{"bad tags", map[string]string{"TAILCAR_PATHS": paths, "TAILCAR_TAGS": "novalue"}, "TAILCAR_TAGS"},
-		{"shadowing tag", map[string]string{"TAILCAR_PATHS": paths, "TAILCAR_TAGS": "message=x"}, "TAILCAR_TAGS"},
-		{"zero wait", map[string]string{"TAILCAR_PATHS": paths, "TAILCAR_BATCH_WAIT": "0s"}, "TAILCAR_BATCH_WAIT"},
-		{"missing CA", map[string]string{"TAILCAR_PATHS": paths, "TAILCAR_SINK": "http", "TAILCAR_SINK_URL": "https://127.0.0.1:1", "TAILCAR_TLS_CA": "/nonexistent.pem"}, "TAILCAR_TLS_CA"},
-		{"secret twice", map[string]string{"TAILCAR_PATHS": paths, "TAILCAR_SINK_TOKEN": "a", "TAILCAR_SINK_TOKEN_FILE": "/etc/hostname"}, "TAILCAR_SINK_TOKEN_FILE"},
+		{"paths missing", map[string]string{}, "TAILCAR_PATHS", "", false},
+		{"paths empty", map[string]string{"TAILCAR_PATHS": " , "}, "TAILCAR_PATHS", "", false},
+		{"bad duration", map[string]string{"TAILCAR_PATHS": paths, "TAILCAR_DRAIN_DELAY": "abc"}, `TAILCAR_DRAIN_DELAY: invalid duration "abc"`, "", false},
+		{"bad size", map[string]string{"TAILCAR_PATHS": paths, "TAILCAR_BATCH_BYTES": "lots"}, "TAILCAR_BATCH_BYTES", "", false},
+		{"bad bool", map[string]string{"TAILCAR_PATHS": paths, "TAILCAR_TLS_INSECURE": "maybe"}, "TAILCAR_TLS_INSECURE", "", false},
+		{"bad start", map[string]string{"TAILCAR_PATHS": paths, "TAILCAR_START_AT": "middle"}, "TAILCAR_START_AT", "", false},
+		{"bad sink", map[string]string{"TAILCAR_PATHS": paths, "TAILCAR_SINK": "kafka"}, "TAILCAR_SINK", "", false},
+		{"no url", map[string]string{"TAILCAR_PATHS": paths, "TAILCAR_SINK": "http"}, "TAILCAR_SINK_URL", "", false},
+		{"bad url", map[string]string{"TAILCAR_PATHS": paths, "TAILCAR_SINK": "loki", "TAILCAR_SINK_URL": "ftp://x"}, "TAILCAR_SINK_URL", "", false},
+		{"bad compression", map[string]string{"TAILCAR_PATHS": paths, "TAILCAR_COMPRESSION": "lz4"}, "TAILCAR_COMPRESSION", "", false},
+		{"bad regexp", map[string]string{"TAILCAR_PATHS": paths, "TAILCAR_MULTILINE_START": "(["}, "TAILCAR_MULTILINE_START", "", false},
+		{"bad level", map[string]string{"TAILCAR_PATHS": paths, "TAILCAR_LOG_LEVEL": ""}, "TAILCAR_LOG_LEVEL", "", false},
+		{"bad tags", map[string]string{"TAILCAR_PATHS": paths, "TAILCAR_TAGS": "novalue"}, "TAILCAR_TAGS", "", false},
+		{"shadowing tag", map[string]string{"TAILCAR_PATHS": paths, "TAILCAR_TAGS": "message=x"}, "TAILCAR_TAGS", "", false},
+		{"zero wait", map[string]string{"TAILCAR_PATHS": paths, "TAILCAR_BATCH_WAIT": "0s"}, "TAILCAR_BATCH_WAIT", "", false},
+		{"missing CA", map[string]string{"TAILCAR_PATHS": paths, "TAILCAR_SINK": "http", "TAILCAR_SINK_URL": "https://127.0.0.1:1", "TAILCAR_TLS_CA": "/nonexistent.pem"}, "TAILCAR_TLS_CA", "", true},
+		{"secret twice", map[string]string{"TAILCAR_PATHS": paths, "TAILCAR_SINK_TOKEN": "a", "TAILCAR_SINK_TOKEN_FILE": "/etc/hostname"}, "TAILCAR_SINK_TOKEN_FILE", "", false},
+		// Issue 12, 3.10: values that would make every request fail.
+		{"header name with a space", netSink(map[string]string{"TAILCAR_SINK_HEADERS": "X Team=a"}), "TAILCAR_SINK_HEADERS", "", false},
+		{"header name not ASCII", netSink(map[string]string{"TAILCAR_SINK_HEADERS": "X-Équipe=a"}), "TAILCAR_SINK_HEADERS", "", false},
+		{"header value with CR LF", netSink(map[string]string{"TAILCAR_SINK_HEADERS": "X-Team=a\r\nX-Evil: 1"}), "TAILCAR_SINK_HEADERS", "", false},
+		{"token file with CR LF inside", netSink(map[string]string{"TAILCAR_SINK_TOKEN_FILE": crlfToken}), "TAILCAR_SINK_TOKEN_FILE", "X-Evil", false},
+		{"port out of range", netSink(map[string]string{"TAILCAR_SINK_URL": "http://127.0.0.1:99999"}), "TAILCAR_SINK_URL", "", false},
+		// 3.11: a password in the URL is masked in the error.
+		{"url with password", netSink(map[string]string{"TAILCAR_SINK_URL": "htp://u:S3CRET@vl:9428/"}), "TAILCAR_SINK_URL", "S3CRET", false},
+		{"url with password and bad port", netSink(map[string]string{"TAILCAR_SINK_URL": "http://u:S3CRET@vl:99999/"}), "TAILCAR_SINK_URL", "S3CRET", false},
+		// 3.13: each TLS file is blamed under its own name, and an
+		// ALIYUN_LOG_ENV_TAGS problem under that name.
+		{"missing client cert", netSink(map[string]string{"TAILCAR_TLS_CERT": "/nonexistent-cert.pem", "TAILCAR_TLS_KEY": "/etc/hostname"}), "TAILCAR_TLS_CERT", "", true},
+		{"missing client key", netSink(map[string]string{"TAILCAR_TLS_CERT": "/etc/hostname", "TAILCAR_TLS_KEY": "/nonexistent-key.pem"}), "TAILCAR_TLS_KEY", "", true},
+		{"aliyun tag shadows a field", map[string]string{"TAILCAR_PATHS": paths, "ALIYUN_LOG_ENV_TAGS": "message", "message": "x"}, "ALIYUN_LOG_ENV_TAGS", "", false},
+		// 3.8: a checkpoint location that cannot be written is a
+		// configuration error, found before anything runs.
+		{"positions is a directory", map[string]string{"TAILCAR_PATHS": paths, "TAILCAR_POSITIONS": positionsDir}, "TAILCAR_POSITIONS", "", true},
+		{"positions not writable", map[string]string{"TAILCAR_PATHS": paths, "TAILCAR_POSITIONS": "/proc/1/tailcar-positions"}, "TAILCAR_POSITIONS", "", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, cmd := range []string{"run", "probe"} {
-				if cmd == "probe" && tc.name == "missing CA" {
-					continue // the probe builds no sink
+				if cmd == "probe" && tc.runOnly {
+					continue
 				}
 				c := exec.Command(tailcarBin, cmd)
 				c.Env = baseEnv()
@@ -332,8 +364,15 @@ func TestRun_InvalidConfigurationExitsTwo(t *testing.T) {
 					t.Fatalf("%s: err %v, want exit 2; stderr %q", cmd, err, stderr.String())
 				}
 				lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
-				if len(lines) != 1 || !strings.HasPrefix(lines[0], "tailcar: ") || !strings.Contains(lines[0], tc.want) {
+				named := "tailcar: " + tc.want
+				if !strings.Contains(tc.want, ":") {
+					named += ":" // the variable at fault, not one that starts alike
+				}
+				if len(lines) != 1 || !strings.HasPrefix(lines[0], named) {
 					t.Fatalf("%s: stderr %q, want one line naming %s", cmd, stderr.String(), tc.want)
+				}
+				if tc.notWant != "" && strings.Contains(stderr.String(), tc.notWant) {
+					t.Fatalf("%s: stderr %q echoes %q", cmd, stderr.String(), tc.notWant)
 				}
 			}
 		})
@@ -445,4 +484,83 @@ func TestRun_SecondSignalAndEndlessWriter(t *testing.T) {
 	if c.Missing != 0 || c.Duplicated != 0 {
 		t.Fatalf("want lines 1..%d each once: %s", maxSeq, c)
 	}
+}
+
+// Ensure a stdout that nobody reads cannot hold tailcar: the blocked write
+// makes the probe fail (a wedged sidecar should be restarted), and after
+// SIGTERM the drain timeout bounds the exit, which says 1 since records
+// read were not delivered. Issue 12, 3.5.
+func TestRun_StdoutNobodyReadsIsStuckAndBounded(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	log := filepath.Join(dir, "app.log")
+	appendLines(t, log, 1, 20000) // far more than a pipe holds
+	env := map[string]string{
+		"TAILCAR_PATHS":         log,
+		"TAILCAR_PROBE_MAX_AGE": "2s",
+		"TAILCAR_DRAIN_DELAY":   "0s",
+		"TAILCAR_DRAIN_TIMEOUT": "2s",
+	}
+	unread, stdout, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unread.Close() // held open and never read: writes block, not fail
+	var stderr lockedBuffer
+	cmd := exec.Command(tailcarBin)
+	cmd.Env = baseEnv()
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	cmd.Stdout, cmd.Stderr = stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	stdout.Close()
+	done := make(chan int, 1)
+	go func() { cmd.Wait(); done <- cmd.ProcessState.ExitCode() }()
+	defer func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			<-done
+		}
+	}()
+	waitFor(t, 20*time.Second, "tailcar to start", func() bool { return strings.Contains(stderr.String(), "tailcar started") })
+	waitFor(t, probe.StallAfter+20*time.Second, "the probe to see the stuck write", func() bool {
+		code, why := runProbe(t, env)
+		return code == 1 && strings.Contains(why, "wedged")
+	})
+	cmd.Process.Signal(syscall.SIGTERM)
+	// The bound is the drain timeout plus a second's grace; 15 s more is
+	// room for a slow machine, not a measurement.
+	select {
+	case code := <-done:
+		if code != 1 {
+			t.Fatalf("exit code %d, want 1 (records read were not delivered)\n%s", code, stderr.String())
+		}
+	case <-time.After(2*time.Second + time.Second + 15*time.Second):
+		t.Fatalf("tailcar blocked on stdout past the drain timeout\n%s", stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "stuck past the drain timeout") {
+		t.Errorf("the exit does not say a step was stuck:\n%s", stderr.String())
+	}
+}
+
+// lockedBuffer is a bytes.Buffer that a process may write while a test
+// reads it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

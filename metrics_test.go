@@ -16,15 +16,29 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 // seriesLine is a sample in the Prometheus text format: a name, optional
 // labels with escaped values, a value.
 var seriesLine = regexp.MustCompile(`^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[a-zA-Z_][a-zA-Z0-9_]*="(\\[\\"n]|[^"\\\n])*"(,[a-zA-Z_][a-zA-Z0-9_]*="(\\[\\"n]|[^"\\\n])*")*\})? [-+0-9.eE]+(Inf)?$`)
 
+// Ensure a label value is always valid in the text format: escaped, and
+// valid UTF-8 even for a file name that is not (one invalid byte makes
+// Prometheus refuse the whole scrape). Issue 12, 3.12.
 func TestEscapeLabel(t *testing.T) {
-	if got := escapeLabel("a\\b\"c\nd"); got != `a\\b\"c\nd` {
-		t.Fatalf("escapeLabel = %q", got)
+	for _, tc := range []struct{ in, want string }{
+		{"a\\b\"c\nd", `a\\b\"c\nd`},
+		{"/logs/caf\xe9.log", "/logs/caf\uFFFD.log"},
+		{"/logs/\xff\xfe\n.log", "/logs/\uFFFD\\n.log"},
+	} {
+		got := escapeLabel(tc.in)
+		if got != tc.want || !utf8.ValidString(got) {
+			t.Errorf("escapeLabel(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+		if !seriesLine.MatchString(`m{path="` + got + `"} 1`) {
+			t.Errorf("escapeLabel(%q) = %q is not a valid label value", tc.in, got)
+		}
 	}
 }
 

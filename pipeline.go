@@ -12,26 +12,59 @@ import (
 
 // pipeline turns tailer lines into records and hands them to the shipper:
 // the tailer → enrich → ship path, one line at a time, without allocating.
+// In order: the filters, the parser, the event's time, the encoding.
 type pipeline struct {
 	enc     *enrich.Encoder
+	filter  enrich.Filter
+	parser  *enrich.Parser // nil: TAILCAR_PARSE=none
 	shipper *ship.Shipper
 	buf     []byte
-	// truncated counts records cut at TAILCAR_MAX_RECORD_BYTES; metrics
-	// read it.
-	truncated atomic.Int64
+	fields  enrich.Fields
+	// Counters that metrics read; only Handle writes them.
+	truncated, filtered, parseFailed, timeFallback atomic.Int64
 }
 
 // Handle encodes one line and adds it to the batch being filled.
 func (p *pipeline) Handle(ctx context.Context, l tailer.Line) error {
+	now := time.Now()
+	ack := ship.Ack{Source: l.Source, Offset: l.Ack}
+	if !p.filter.Keep(l.Text) {
+		// Not shipped, but acknowledged in order with the records around
+		// it, so the checkpoint moves past it.
+		p.filtered.Add(1)
+		return p.shipper.Skip(ctx, ack, now, l.Since)
+	}
 	if l.Truncated {
 		p.truncated.Add(1)
 	}
-	now := time.Now()
-	p.buf = p.enc.AppendRecord(p.buf[:0], now, l.Path, l.Text, l.Truncated)
+	rec := enrich.Record{Read: now, Event: l.Time, Path: l.Path, Message: l.Text, Truncated: l.Truncated, Stream: l.Stream}
+	if p.parser != nil {
+		if !p.parser.Parse(l.Text, &p.fields) {
+			p.parseFailed.Add(1) // shipped as it is, with the runtime's time if any
+			if l.Time.IsZero() {
+				p.timeFallback.Add(1)
+			}
+		} else {
+			rec.Fields = &p.fields
+			switch {
+			case !p.fields.Time.IsZero():
+				rec.Event = p.fields.Time // the app's own time beats the runtime's
+			case l.Time.IsZero():
+				p.timeFallback.Add(1)
+			}
+		}
+	}
+	p.buf = p.enc.AppendRecord(p.buf[:0], rec)
 	return p.shipper.Add(ctx, p.buf, ship.Meta{
-		Ack: ship.Ack{Source: l.Source, Offset: l.Ack}, Pos: l.End,
-		ReadAt: now, Event: now, Since: l.Since,
+		Ack: ack, Pos: l.End, ReadAt: now, Event: eventOrRead(rec.Event, now), Since: l.Since,
 	})
+}
+
+func eventOrRead(event, read time.Time) time.Time {
+	if event.IsZero() {
+		return read
+	}
+	return event
 }
 
 // CaughtUp sends what the read turn gathered in the turn's own wake-up.

@@ -20,7 +20,8 @@ import (
 
 // onDisk returns the numbered lines present in the rotated set of files
 // (decompressing .gz), so a test can tell lines tailcar lost from lines
-// that copytruncate itself destroyed.
+// that copytruncate destroyed between its copy and its truncation before
+// tailcar could read them.
 func onDisk(t *testing.T, pattern string) map[int]bool {
 	t.Helper()
 	files, _ := filepath.Glob(pattern)
@@ -51,7 +52,13 @@ func onDisk(t *testing.T, pattern string) map[int]bool {
 
 // Ensure real logrotate, in create and in copytruncate mode, with
 // compress and delaycompress, loses and repeats nothing while loggen
-// writes at a steady rate and tailcar follows access.log*.
+// writes 3,000 lines a second, one write per line, and tailcar follows
+// access.log*. Every line written is counted. In copytruncate mode, the
+// lines written between logrotate's copy and its truncation (its fsync of
+// the copy takes milliseconds) exist only until the truncation; tailcar
+// polls a file another process opened until it is truncated, which keeps
+// most of them. Those it still misses are reported, not asserted: issue
+// 12 asks for none, and the note says what remains.
 func TestRun_LogrotateUnderLoad(t *testing.T) {
 	logrotate, err := exec.LookPath("logrotate")
 	if err != nil {
@@ -62,7 +69,7 @@ func TestRun_LogrotateUnderLoad(t *testing.T) {
 			t.Parallel()
 			dir := t.TempDir()
 			log := filepath.Join(dir, "access.log")
-			const rate, total = 2000, 24000
+			const rate, total = 3000, 24000
 			gen := exec.Command(loggenBin, "--path", log, "--total-count", strconv.Itoa(total), "--logs-per-sec", strconv.Itoa(rate))
 			p := startTailcar(t, withEnv(podEnv, map[string]string{
 				"TAILCAR_PATHS":       log + "*",
@@ -96,7 +103,7 @@ func TestRun_LogrotateUnderLoad(t *testing.T) {
 						t.Fatal(err)
 					}
 					running = false
-				case <-time.After(1500 * time.Millisecond):
+				case <-time.After(time.Second):
 					out, err := exec.Command(logrotate, "-f", "-s", filepath.Join(dir, "state"), conf).CombinedOutput()
 					if err != nil {
 						t.Fatalf("logrotate: %v\n%s", err, out)
@@ -104,11 +111,13 @@ func TestRun_LogrotateUnderLoad(t *testing.T) {
 					rotations++
 				}
 			}
-			waitFor(t, 30*time.Second, "every line that exists on disk", func() bool {
-				disk := onDisk(t, log+"*")
-				got := seq.Count(messages(p.records()), total)
-				return got.Received >= len(disk)
-			})
+			// Poll without failing: when lines are lost the count below says
+			// which, and whether they are still on disk.
+			for end := time.Now().Add(30 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+				if seq.Count(messages(p.records()), total).Missing == 0 {
+					break
+				}
+			}
 			p.signal(syscall.SIGTERM)
 			if code := p.wait(30 * time.Second); code != 0 {
 				t.Fatalf("exit code %d, want 0", code)
@@ -123,13 +132,15 @@ func TestRun_LogrotateUnderLoad(t *testing.T) {
 					destroyed++
 				}
 			}
-			t.Logf("logrotate %s, %d rotations: %s; missing lines still on disk %d; lines copytruncate destroyed before tailcar read them %d",
-				mode, rotations, c, lostOnDisk, destroyed)
-			if rotations < 3 {
-				t.Errorf("only %d rotations", rotations)
+			t.Logf("logrotate %s, %d rotations at %d lines/s: %s", mode, rotations, rate, c)
+			if rotations < 5 {
+				t.Errorf("only %d rotations, want 5 or more", rotations)
+			}
+			if destroyed > 0 {
+				t.Logf("%d lines wiped by the truncation before tailcar read them: %v", destroyed, c.FirstMissing(20))
 			}
 			if lostOnDisk != 0 || c.Duplicated != 0 {
-				t.Errorf("tailcar lost %d lines that are on disk and repeated %d", lostOnDisk, c.Duplicated)
+				t.Errorf("lost %d lines that are still on disk and repeated %d", lostOnDisk, c.Duplicated)
 			}
 			if mode == "create" && c.Missing != 0 {
 				t.Errorf("create mode cannot destroy lines, yet %d are missing", c.Missing)

@@ -5,13 +5,27 @@ package enrich
 
 import (
 	"fmt"
+	"slices"
 	"time"
 	"unicode/utf8"
 )
 
-// reservedFields are the record's own fields; a tag may not shadow them,
-// or a record would carry the same key twice.
-var reservedFields = map[string]bool{"@timestamp": true, "message": true, "file": true, "truncated": true}
+// Field names of the record's own fields.
+const (
+	FieldTimestamp = "@timestamp"
+	FieldMessage   = "message"
+	FieldFile      = "file"
+	FieldStream    = "stream"
+	FieldTruncated = "truncated"
+	// FieldObserved holds the time tailcar read the record, when
+	// @timestamp holds the event's own time.
+	FieldObserved = "observed_timestamp"
+)
+
+// ownFields are the record's own fields: a tag may not shadow them, and a
+// parsed field of one of these names is renamed, so that a record never
+// carries the same key twice.
+var ownFields = []string{FieldTimestamp, FieldMessage, FieldFile, FieldStream, FieldTruncated, FieldObserved}
 
 // Tag is one field added to every record.
 type Tag struct {
@@ -40,7 +54,7 @@ func NewEncoder(tags []Tag) (*Encoder, error) {
 	seen := make(map[string]bool, len(tags))
 	var enc []byte
 	for i, t := range tags {
-		if reservedFields[t.Name] {
+		if slices.Contains(ownFields, t.Name) {
 			return nil, &TagError{i, t.Name, "would replace the record's own field"}
 		}
 		if seen[t.Name] {
@@ -60,18 +74,58 @@ func NewEncoder(tags []Tag) (*Encoder, error) {
 // no sub-second digits at all, which the contract forbids.
 const timestampLayout = "2006-01-02T15:04:05.000000000Z07:00"
 
+// Record is what one record is made of.
+type Record struct {
+	// Read is when tailcar read the record; Event the event's own time
+	// (parsed from the line or given by the container runtime), zero when
+	// unknown.
+	Read, Event time.Time
+	Path        string
+	// Message is the line, or the record assembled from several.
+	Message   []byte
+	Truncated bool
+	// Stream is stdout or stderr for container logs, empty otherwise.
+	Stream string
+	// Fields, when the line was parsed, adds its fields and may replace
+	// the message.
+	Fields *Fields
+}
+
 // AppendRecord appends one record, without a trailing newline, to dst.
 // It does not allocate when dst has room.
-func (e *Encoder) AppendRecord(dst []byte, readAt time.Time, path string, message []byte, truncated bool) []byte {
+func (e *Encoder) AppendRecord(dst []byte, r Record) []byte {
+	stamp := r.Read
+	if !r.Event.IsZero() {
+		stamp = r.Event
+	}
 	dst = append(dst, `{"@timestamp":"`...)
-	dst = readAt.UTC().AppendFormat(dst, timestampLayout)
-	dst = append(dst, `","message":`...)
-	dst = AppendString(dst, message)
+	dst = stamp.UTC().AppendFormat(dst, timestampLayout)
+	dst = append(dst, '"')
+	switch {
+	case r.Fields == nil || r.Fields.message == messageLine:
+		dst = append(dst, `,"message":`...)
+		dst = AppendString(dst, r.Message)
+	case r.Fields.message == messageParsed:
+		dst = append(dst, `,"message":`...)
+		dst = appendValue(dst, r.Fields.msgText, r.Fields.msgForm)
+	}
 	dst = append(dst, `,"file":`...)
-	dst = appendStringFromString(dst, path)
+	dst = appendStringFromString(dst, r.Path)
+	if r.Stream != "" {
+		dst = append(dst, `,"stream":`...)
+		dst = appendStringFromString(dst, r.Stream)
+	}
 	dst = append(dst, e.tags...)
-	if truncated {
+	if r.Truncated {
 		dst = append(dst, `,"truncated":true`...)
+	}
+	if !r.Event.IsZero() {
+		dst = append(dst, `,"observed_timestamp":"`...)
+		dst = r.Read.UTC().AppendFormat(dst, timestampLayout)
+		dst = append(dst, '"')
+	}
+	if r.Fields != nil {
+		dst = r.Fields.appendFields(dst)
 	}
 	return append(dst, '}')
 }

@@ -17,12 +17,12 @@ func TestEncoder_RecordShape(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := string(enc.AppendRecord(nil, readAt, "/var/log/nginx/access.log", []byte(`10.0.0.1 - - "GET / HTTP/1.1" 200`), false))
+	got := string(enc.AppendRecord(nil, Record{Read: readAt, Path: "/var/log/nginx/access.log", Message: []byte(`10.0.0.1 - - "GET / HTTP/1.1" 200`)}))
 	want := `{"@timestamp":"2026-11-24T10:00:00.123456789Z","message":"10.0.0.1 - - \"GET / HTTP/1.1\" 200","file":"/var/log/nginx/access.log","_pod_name_":"web-7d9f","_namespace_":"shop","team":"a\"b"}`
 	if got != want {
 		t.Fatalf("got  %s\nwant %s", got, want)
 	}
-	cut := string(enc.AppendRecord(nil, time.Date(2026, 1, 2, 3, 4, 5, 0, time.FixedZone("x", 3600)), "f", []byte("m"), true))
+	cut := string(enc.AppendRecord(nil, Record{Read: time.Date(2026, 1, 2, 3, 4, 5, 0, time.FixedZone("x", 3600)), Path: "f", Message: []byte("m"), Truncated: true}))
 	if !strings.HasPrefix(cut, `{"@timestamp":"2026-01-02T02:04:05.000000000Z"`) || !strings.HasSuffix(cut, `,"truncated":true}`) {
 		t.Fatalf("got %s: want UTC with sub-second digits and truncated", cut)
 	}
@@ -59,7 +59,7 @@ func TestAppendString(t *testing.T) {
 // the input with each invalid byte replaced by U+FFFD and nothing else.
 func checkRecord(t *testing.T, enc *Encoder, msg []byte) {
 	t.Helper()
-	rec := enc.AppendRecord(nil, readAt, "/p", msg, false)
+	rec := enc.AppendRecord(nil, Record{Read: readAt, Path: "/p", Message: msg})
 	var got map[string]any
 	if err := json.Unmarshal(rec, &got); err != nil {
 		t.Fatalf("invalid JSON for %q: %v: %s", msg, err, rec)
@@ -101,7 +101,7 @@ func TestAppendRecord_NoAllocations(t *testing.T) {
 	buf := make([]byte, 0, 4096)
 	now := time.Now()
 	if n := testing.AllocsPerRun(1000, func() {
-		buf = enc.AppendRecord(buf[:0], now, "/var/log/nginx/access.log", msg, false)
+		buf = enc.AppendRecord(buf[:0], Record{Read: now, Path: "/var/log/nginx/access.log", Message: msg})
 	}); n != 0 {
 		t.Fatalf("AppendRecord allocates %.1f times per record, want 0", n)
 	}
@@ -115,6 +115,6 @@ func BenchmarkAppendRecord(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(int64(len(msg)))
 	for b.Loop() {
-		buf = enc.AppendRecord(buf[:0], now, "/var/log/nginx/access.log", msg, false)
+		buf = enc.AppendRecord(buf[:0], Record{Read: now, Path: "/var/log/nginx/access.log", Message: msg})
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -43,54 +44,58 @@ func TestCheck(t *testing.T) {
 
 // Ensure the heartbeat is kept fresh while loops wait or move, however
 // long they wait, stops once one loop is stuck in a step, comes back when
-// it moves again, and is removed at the end.
+// it moves again, and is removed at the end. synctest's clock drives the
+// ticker and the file's times alike, so each state is checked at an exact
+// moment instead of polled for.
 func TestHeartbeat_StopsWhileALoopIsStuck(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "hb")
-	waiting, working, stuck := NewPulse("waiting"), NewPulse("working"), NewPulse("stuck")
-	waiting.Busy()
-	waiting.Waiting() // and never again busy: an idle loop, or one waiting on a backend
-	hb := NewHeartbeat(path, 200*time.Millisecond, zerolog.Nop(), waiting, working, stuck)
-	hb.stallAfter = 300 * time.Millisecond
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- hb.Run(ctx) }()
-	healthy := func() bool { ok, _ := Check(path, 200*time.Millisecond, time.Now()); return ok }
-	deadline := time.Now().Add(10 * time.Second)
-	step := func(p *Pulse) { p.Busy(); p.Waiting() }
-	// Short steps, for well over stallAfter: healthy throughout.
-	for range 20 {
-		step(working)
-		step(stuck)
-		for !healthy() {
-			if time.Now().After(deadline) {
-				t.Fatal("never healthy while every loop moves")
-			}
-			time.Sleep(10 * time.Millisecond)
+	synctest.Test(t, func(t *testing.T) {
+		const maxAge, stallAfter = 200 * time.Millisecond, 300 * time.Millisecond
+		path := filepath.Join(t.TempDir(), "hb")
+		waiting, working, stuck := NewPulse("waiting"), NewPulse("working"), NewPulse("stuck")
+		waiting.Busy()
+		waiting.Waiting() // and never again busy: an idle loop, or one waiting on a backend
+		hb := NewHeartbeat(path, maxAge, zerolog.Nop(), waiting, working, stuck)
+		hb.stallAfter = stallAfter
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- hb.Run(ctx) }()
+		healthy := func() bool {
+			synctest.Wait() // every beat due by now has been written
+			ok, _ := Check(path, maxAge, time.Now())
+			return ok
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	// One loop enters a step and never leaves it: the heartbeat goes stale.
-	stuck.Busy()
-	for healthy() {
-		step(working)
-		if time.Now().After(deadline) {
+		step := func(p *Pulse) { p.Busy(); p.Waiting() }
+		// Short steps, for four times stallAfter: healthy throughout.
+		for i := range 60 {
+			step(working)
+			step(stuck)
+			time.Sleep(20 * time.Millisecond)
+			if !healthy() {
+				t.Fatalf("unhealthy after %d short steps", i+1)
+			}
+		}
+		// One loop enters a step and never leaves it: once it has been busy
+		// for stallAfter and the last beat is maxAge old, the probe fails.
+		stuck.Busy()
+		for range (stallAfter + maxAge + 100*time.Millisecond) / (20 * time.Millisecond) {
+			step(working)
+			time.Sleep(20 * time.Millisecond)
+		}
+		if healthy() {
 			t.Fatal("still healthy with a loop stuck in one step")
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	// It moves again: healthy again.
-	stuck.Waiting()
-	for !healthy() {
-		if time.Now().After(deadline) {
+		// It moves again: the next beat makes it healthy again.
+		stuck.Waiting()
+		time.Sleep(60 * time.Millisecond)
+		if !healthy() {
 			t.Fatal("not healthy again after the stuck loop moved")
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(path); !os.IsNotExist(err) {
-		t.Error("heartbeat left behind after a clean stop")
-	}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(path); !os.IsNotExist(err) {
+			t.Error("heartbeat left behind after a clean stop")
+		}
+	})
 }

@@ -35,6 +35,12 @@ const (
 	// the file, copies it and truncates it, and every line written between
 	// the copy and the truncation exists only until then.
 	DefaultRiskWindow = 5 * time.Second
+	// DefaultCopyPoll is how long a file another process opened is polled
+	// without waiting for events, unless it is truncated first. logrotate
+	// copies, fsyncs and truncates a few MiB within it; a larger copy is
+	// still read at each change. A reader that never truncates (cat, cp)
+	// costs this much of a core once per open.
+	DefaultCopyPoll = 250 * time.Millisecond
 
 	// readBufferSize is the line buffer shared by every file. A longer line
 	// is gathered up to the record cap, and the rest is skipped unread.
@@ -101,8 +107,8 @@ type Config struct {
 	Pulse     Pulse
 	// Settle is how long events gather before reading; the others are
 	// internal. Zero values mean the defaults above.
-	RescanInterval, RotateWait, MultilineWait, Settle, RiskWindow time.Duration
-	MaxOpen                                                       int
+	RescanInterval, RotateWait, MultilineWait, Settle, RiskWindow, CopyPoll time.Duration
+	MaxOpen                                                                 int
 }
 
 func (c *Config) setDefaults() {
@@ -116,6 +122,7 @@ func (c *Config) setDefaults() {
 	def(&c.MultilineWait, DefaultMultilineWait)
 	def(&c.Settle, DefaultSettle)
 	def(&c.RiskWindow, DefaultRiskWindow)
+	def(&c.CopyPoll, DefaultCopyPoll)
 	if c.MaxOpen <= 0 {
 		c.MaxOpen = DefaultMaxOpen
 	}

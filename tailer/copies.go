@@ -120,7 +120,7 @@ func (f *Follower) generationEnded(e entry) bool {
 	if fl := f.files[e.id]; fl != nil {
 		return fl.source != e.source
 	}
-	fd, fi, err := openRegular(e.path)
+	fd, fi, err := f.openOwn(e.path)
 	if err != nil {
 		return true
 	}

@@ -30,10 +30,21 @@ func openRegular(path string) (*os.File, os.FileInfo, error) {
 	return fd, fi, nil
 }
 
+// openOwn is openRegular for tailcar's own reading: the open event it
+// causes in a watched directory is expected, so that it does not pass for
+// a copier's.
+func (f *Follower) openOwn(path string) (*os.File, os.FileInfo, error) {
+	fd, fi, err := openRegular(path)
+	if err == nil && f.watch != nil && f.watch.layout.watching(filepath.Dir(path)) {
+		f.ownOpens[path]++
+	}
+	return fd, fi, err
+}
+
 // openFile opens fl at path and checks that it is still fl's file. It and
 // closeFile are the only places that change the count of open files.
 func (f *Follower) openFile(fl *file, path string) (os.FileInfo, error) {
-	fd, fi, err := openRegular(path)
+	fd, fi, err := f.openOwn(path)
 	if err != nil {
 		return nil, err
 	}
@@ -43,7 +54,6 @@ func (f *Follower) openFile(fl *file, path string) (os.FileInfo, error) {
 	}
 	fl.fd = fd
 	f.open++
-	f.expectOwnOpen(path)
 	return fi, nil
 }
 
@@ -96,13 +106,4 @@ func (f *Follower) reopen(fl *file) bool {
 	}
 	f.needScan = true
 	return f.findMoved(fl)
-}
-
-// expectOwnOpen notes that tailcar itself opened path, so the open event
-// this causes does not pass for a copier's. Only an open in a watched
-// directory makes an event.
-func (f *Follower) expectOwnOpen(path string) {
-	if f.watch != nil && f.watch.layout.watching(filepath.Dir(path)) {
-		f.ownOpens[path]++
-	}
 }

@@ -38,6 +38,9 @@ type file struct {
 	// riskUntil: another process opened the file (a copier, perhaps about
 	// to truncate it), so it is read at each change until then.
 	riskUntil time.Time
+	// pollUntil: another process opened the file, so it is polled without
+	// waiting for events until it is truncated or until then.
+	pollUntil time.Time
 
 	// size is the size last seen and changed when it last changed: a
 	// rotated file that has not changed for RotateWait can grow no more.
@@ -76,3 +79,6 @@ func (fl *file) closable() bool {
 
 // atRisk reports whether fl is to be read at each change.
 func (fl *file) atRisk(now time.Time) bool { return now.Before(fl.riskUntil) }
+
+// polling reports whether fl is polled.
+func (fl *file) polling(now time.Time) bool { return now.Before(fl.pollUntil) }

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,7 +31,10 @@ type Follower struct {
 	turn             []*file // the files of the current turn, reused
 	open             int     // open descriptors; see openFile
 	retired          []retired
-	deferred         map[string]bool // possible copies, decided on a later scan
+	// deferred are possible copies still being written, by real path, with
+	// the name the glob found; recheck are those that changed since.
+	deferred map[string]string
+	recheck  []string
 	// refused are the paths the last scan did not follow, and why;
 	// refusedNow is being gathered by the current scan.
 	refused, refusedNow map[string]string
@@ -37,9 +42,13 @@ type Follower struct {
 	draining            bool
 
 	watch *watches
-	// ownOpens counts tailcar's own opens whose events have not come yet:
-	// they are not a copier's.
+	// ownOpens counts tailcar's own opens whose events have not come yet.
+	// A wrong count is harmless: every open makes a file read eagerly, and
+	// only the polling (below) waits for another process's open.
 	ownOpens map[string]int
+	// polled are files another process opened, polled without waiting
+	// for events until they are truncated or pollUntil passes.
+	polled []*file
 	// eagerUntil is the latest riskUntil of any file: until then, change
 	// events are taken as they come.
 	eagerUntil time.Time
@@ -68,7 +77,7 @@ func NewFollower(cfg Config) *Follower {
 		byReal:     make(map[string]*file),
 		queued:     make(map[*file]struct{}),
 		settling:   make(map[*file]struct{}),
-		deferred:   make(map[string]bool),
+		deferred:   make(map[string]string),
 		refused:    make(map[string]string),
 		refusedNow: make(map[string]string),
 		ownOpens:   make(map[string]int),
@@ -126,8 +135,9 @@ func (f *Follower) Run(ctx context.Context, finish <-chan struct{}, out Handler)
 		readers.Go(func() { w.layout.run(done) })
 		defer func() {
 			close(done)
-			w.close()
+			w.stop()
 			readers.Wait()
+			w.close()
 		}()
 		changes, layout = w.change.events, w.layout.events
 	}
@@ -153,7 +163,7 @@ func (f *Follower) Run(ctx context.Context, finish <-chan struct{}, out Handler)
 			multilineArmed = true
 		}
 		var more <-chan struct{}
-		if len(f.queued) > 0 {
+		if f.poll(time.Now()) || len(f.queued) > 0 {
 			more = ready
 		} else {
 			f.out.CaughtUp()
@@ -206,8 +216,26 @@ func (f *Follower) Run(ctx context.Context, finish <-chan struct{}, out Handler)
 				settle.Reset(f.cfg.Settle)
 				settleArmed, settleSince = true, now
 			}
+			if err := f.decideDeferred(ctx); err != nil {
+				return err
+			}
 		case wakeLayout:
 			f.onLayout(ev, now)
+			// Take the burst that usually follows (logrotate renames the old
+			// copies, opens the file, creates the new copy) in this one step:
+			// a copier's open must not wait behind a scan per event.
+			for more := true; more && layout != nil; {
+				select {
+				case e, ok := <-layout:
+					if !ok {
+						layout, more = nil, false
+						continue
+					}
+					f.onLayout(e, now)
+				default:
+					more = false
+				}
+			}
 		case wakeSettled:
 			settleArmed = false
 			for fl := range f.settling {
@@ -227,6 +255,13 @@ func (f *Follower) Run(ctx context.Context, finish <-chan struct{}, out Handler)
 			}
 		}
 		if f.needScan {
+			// A file at risk of truncation is read before the scan, which
+			// takes a while.
+			if time.Now().Before(f.eagerUntil) {
+				if err := f.readQueued(ctx); err != nil {
+					return err
+				}
+			}
 			if err := f.scan(ctx, false); err != nil {
 				return err
 			}
@@ -302,8 +337,12 @@ func (f *Follower) onChange(ev notifyEvent, now time.Time) bool {
 	}
 	fl := f.byReal[path]
 	if fl == nil {
-		if f.deferred[path] {
-			f.needScan = true
+		// A possible copy still being written is decided again when it
+		// grows: on its own, not by a whole scan per write of the copy,
+		// which would keep the loop from the original at the moment its
+		// last lines are about to be truncated away.
+		if _, ok := f.deferred[path]; ok && !slices.Contains(f.recheck, path) {
+			f.recheck = append(f.recheck, path)
 		}
 		return false
 	}
@@ -336,24 +375,65 @@ func (f *Follower) onLayout(ev notifyEvent, now time.Time) {
 		f.needScan = true
 		return
 	}
+	own := f.ownOpens[path] > 0
+	if own {
+		if f.ownOpens[path]--; f.ownOpens[path] == 0 {
+			delete(f.ownOpens, path)
+		}
+	}
 	fl := f.byReal[path]
 	if fl == nil || ev.mask&unix.IN_ISDIR != 0 {
 		return
 	}
-	if f.ownOpens[path] > 0 {
-		if f.ownOpens[path]--; f.ownOpens[path] == 0 {
-			delete(f.ownOpens, path)
-		}
-		return
-	}
-	if !fl.atRisk(now) {
-		f.cfg.Log.Debug().Str("path", fl.path).Msg("opened by another process; reading it at each change for a while")
-	}
+	// Every open, tailcar's own included, makes changes read as they
+	// come for a while: counting own opens is fragile (the kernel merges
+	// identical events that queue up), and a miscount must not hide a
+	// copier. An own open costs a few reads that could have waited.
 	fl.riskUntil = now.Add(f.cfg.RiskWindow)
 	if fl.riskUntil.After(f.eagerUntil) {
 		f.eagerUntil = fl.riskUntil
 	}
 	f.queue(fl)
+	if own || now.Sub(fl.changed) > time.Second {
+		return
+	}
+	// Another process opened a file that is being written: perhaps
+	// logrotate, which copies it, fsyncs the copy (2 ms and more) and
+	// truncates it. A line written meanwhile exists only until the
+	// truncation, and a read after its change event can come too late: the
+	// file is polled instead, until it is truncated or pollUntil passes. A
+	// file nobody writes (an old copy being compressed) loses nothing to a
+	// truncation and is not polled.
+	if !fl.polling(now) {
+		f.cfg.Log.Debug().Str("path", fl.path).Msg("opened by another process; polling it until it is truncated or a while has passed")
+		f.polled = append(f.polled, fl)
+	}
+	fl.pollUntil = now.Add(f.cfg.CopyPoll)
+}
+
+// pollPause is the pause between two polls of a file at risk, in
+// nanoseconds: short against the 333 µs between lines at 3,000 a second.
+const pollPause = 20_000
+
+// poll queues the files being polled and reports whether there are any.
+// It yields first, so that the loop's spinning lets the other goroutines
+// (the shipper's sender, the event readers) run.
+func (f *Follower) poll(now time.Time) bool {
+	if len(f.polled) == 0 {
+		return false
+	}
+	f.polled = slices.DeleteFunc(f.polled, func(fl *file) bool { return fl.gone || !fl.polling(now) })
+	if len(f.polled) == 0 {
+		return false
+	}
+	// Yield the processor, and the core for a moment: the shipper and the
+	// event readers (threads blocked in poll(2)) must get to run.
+	runtime.Gosched()
+	_ = unix.Nanosleep(&unix.Timespec{Nsec: pollPause}, nil)
+	for _, fl := range f.polled {
+		f.queue(fl)
+	}
+	return true
 }
 
 // overflowOrGone handles the events that concern the instance rather
@@ -402,6 +482,26 @@ func (f *Follower) drain(ctx context.Context) error {
 	return nil
 }
 
+// decideDeferred decides again the possible copies that grew.
+func (f *Follower) decideDeferred(ctx context.Context) error {
+	if len(f.recheck) == 0 {
+		return nil
+	}
+	found := make(map[fileID]candidate, len(f.recheck))
+	for _, real := range f.recheck {
+		name, ok := f.deferred[real]
+		if !ok {
+			continue
+		}
+		delete(f.deferred, real)
+		if c, why := f.admit(name); why == "" && c.path != "" && f.files[c.id] == nil {
+			found[c.id] = c
+		}
+	}
+	f.recheck = f.recheck[:0]
+	return f.startFiles(ctx, found, false)
+}
+
 // startDeferred decides the files found before the drain whose decision
 // waited (possible copies), so that none is left unread.
 func (f *Follower) startDeferred(ctx context.Context) error {
@@ -410,7 +510,7 @@ func (f *Follower) startDeferred(ctx context.Context) error {
 	}
 	found := f.discover()
 	for id, c := range found {
-		if !f.deferred[c.real] || f.files[id] != nil {
+		if _, ok := f.deferred[c.real]; !ok || f.files[id] != nil {
 			delete(found, id)
 		}
 	}

@@ -2,10 +2,7 @@ package tailer
 
 import (
 	"bytes"
-	"strings"
 	"time"
-	"unicode/utf16"
-	"unicode/utf8"
 
 	"github.com/tailcar/tailcar/enrich"
 )
@@ -67,42 +64,44 @@ func parseCRI(raw []byte) (chunk, bool) {
 // dockerDecoder decodes docker's json-file lines, reusing one buffer for
 // the unescaped log text: a chunk's content is valid until the next line.
 type dockerDecoder struct {
-	buf []byte
+	scan enrich.JSONScanner
+	buf  []byte
 }
 
 // parse decodes {"log":"…","stream":"stdout","time":"…"}; other keys are
 // skipped. A log without its trailing newline is a part that the stream's
 // next record continues (docker splits lines at 16 KiB).
 func (d *dockerDecoder) parse(raw []byte) (chunk, bool) {
-	s := jsonScanner{b: raw}
-	if !s.consume('{') {
+	s := &d.scan
+	s.Reset(raw)
+	if !s.Consume('{') {
 		return chunk{}, false
 	}
 	var c chunk
 	var gotLog, gotTime bool
 	for first := true; ; first = false {
-		if s.consume('}') {
+		if s.Consume('}') {
 			break
 		}
-		if !first && !s.consume(',') {
+		if !first && !s.Consume(',') {
 			return chunk{}, false
 		}
-		key, ok := s.rawString()
-		if !ok || !s.consume(':') {
+		key, ok := s.String()
+		if !ok || !s.Consume(':') {
 			return chunk{}, false
 		}
 		switch string(key) {
 		case "log":
-			raw, ok := s.rawString()
+			raw, ok := s.String()
 			if !ok {
 				return chunk{}, false
 			}
-			if d.buf, ok = unquote(d.buf[:0], raw); !ok {
+			if d.buf, ok = enrich.Unquote(d.buf[:0], raw); !ok {
 				return chunk{}, false
 			}
 			gotLog = true
 		case "stream":
-			v, ok := s.rawString()
+			v, ok := s.String()
 			if !ok {
 				return chunk{}, false
 			}
@@ -115,7 +114,7 @@ func (d *dockerDecoder) parse(raw []byte) (chunk, bool) {
 				return chunk{}, false
 			}
 		case "time":
-			v, ok := s.rawString()
+			v, ok := s.String()
 			if !ok {
 				return chunk{}, false
 			}
@@ -124,13 +123,12 @@ func (d *dockerDecoder) parse(raw []byte) (chunk, bool) {
 			}
 			gotTime = true
 		default:
-			if !s.skipValue(0) {
+			if _, _, ok := s.Value(); !ok {
 				return chunk{}, false
 			}
 		}
 	}
-	s.space()
-	if !gotLog || !gotTime || c.stream == streamNone || s.i != len(s.b) {
+	if !gotLog || !gotTime || c.stream == streamNone || !s.AtEnd() {
 		return chunk{}, false
 	}
 	c.content = d.buf
@@ -154,171 +152,4 @@ func (f *Follower) detectFormat(raw []byte) Format {
 		return FormatDocker
 	}
 	return FormatLines
-}
-
-// jsonScanner walks one JSON object without building anything.
-type jsonScanner struct {
-	b []byte
-	i int
-}
-
-func (s *jsonScanner) space() {
-	for s.i < len(s.b) && (s.b[s.i] == ' ' || s.b[s.i] == '\t' || s.b[s.i] == '\n' || s.b[s.i] == '\r') {
-		s.i++
-	}
-}
-
-func (s *jsonScanner) consume(c byte) bool {
-	s.space()
-	if s.i < len(s.b) && s.b[s.i] == c {
-		s.i++
-		return true
-	}
-	return false
-}
-
-// rawString returns a string's contents, still escaped.
-func (s *jsonScanner) rawString() ([]byte, bool) {
-	if !s.consume('"') {
-		return nil, false
-	}
-	start := s.i
-	for s.i < len(s.b) {
-		switch s.b[s.i] {
-		case '\\':
-			s.i += 2
-		case '"':
-			v := s.b[start:s.i]
-			s.i++
-			return v, true
-		default:
-			s.i++
-		}
-	}
-	return nil, false
-}
-
-// maxNesting bounds skipValue's recursion on hostile input.
-const maxNesting = 64
-
-func (s *jsonScanner) skipValue(depth int) bool {
-	if depth > maxNesting {
-		return false
-	}
-	s.space()
-	if s.i >= len(s.b) {
-		return false
-	}
-	switch s.b[s.i] {
-	case '"':
-		_, ok := s.rawString()
-		return ok
-	case '{', '[':
-		open, close := s.b[s.i], byte('}')
-		if open == '[' {
-			close = ']'
-		}
-		s.i++
-		if s.consume(close) {
-			return true
-		}
-		for {
-			if open == '{' {
-				if _, ok := s.rawString(); !ok || !s.consume(':') {
-					return false
-				}
-			}
-			if !s.skipValue(depth + 1) {
-				return false
-			}
-			if s.consume(close) {
-				return true
-			}
-			if !s.consume(',') {
-				return false
-			}
-		}
-	default: // number, true, false, null
-		start := s.i
-		for s.i < len(s.b) && strings.IndexByte(",}] \t\r\n", s.b[s.i]) < 0 {
-			s.i++
-		}
-		return s.i > start
-	}
-}
-
-// unquote appends the unescaped contents of a JSON string to dst. An
-// escaped lone surrogate becomes U+FFFD, as encoding/json does.
-func unquote(dst, raw []byte) ([]byte, bool) {
-	for i := 0; i < len(raw); {
-		c := raw[i]
-		if c != '\\' {
-			j := i + 1
-			for j < len(raw) && raw[j] != '\\' {
-				j++
-			}
-			dst = append(dst, raw[i:j]...)
-			i = j
-			continue
-		}
-		if i+1 >= len(raw) {
-			return dst, false
-		}
-		switch e := raw[i+1]; e {
-		case '"', '\\', '/':
-			dst = append(dst, e)
-		case 'b':
-			dst = append(dst, '\b')
-		case 'f':
-			dst = append(dst, '\f')
-		case 'n':
-			dst = append(dst, '\n')
-		case 'r':
-			dst = append(dst, '\r')
-		case 't':
-			dst = append(dst, '\t')
-		case 'u':
-			r, ok := hex4(raw[i+2:])
-			if !ok {
-				return dst, false
-			}
-			i += 6
-			if utf16.IsSurrogate(r) {
-				if r2, ok := hex4(raw[min(i+2, len(raw)):]); ok && i+1 < len(raw) && raw[i] == '\\' && raw[i+1] == 'u' {
-					if dec := utf16.DecodeRune(r, r2); dec != utf8.RuneError {
-						dst = utf8.AppendRune(dst, dec)
-						i += 6
-						continue
-					}
-				}
-				r = utf8.RuneError
-			}
-			dst = utf8.AppendRune(dst, r)
-			continue
-		default:
-			return dst, false
-		}
-		i += 2
-	}
-	return dst, true
-}
-
-func hex4(b []byte) (rune, bool) {
-	if len(b) < 4 {
-		return 0, false
-	}
-	var r rune
-	for _, c := range b[:4] {
-		switch {
-		case c >= '0' && c <= '9':
-			r = r<<4 | rune(c-'0')
-		case c >= 'a' && c <= 'f':
-			r = r<<4 | rune(c-'a'+10)
-		case c >= 'A' && c <= 'F':
-			r = r<<4 | rune(c-'A'+10)
-		default:
-			return 0, false
-		}
-	}
-	return r, true
 }

@@ -73,7 +73,7 @@ func (f *Follower) start(ctx context.Context, c candidate, startAtEnd bool, byID
 		if err != nil || d.wait {
 			f.closeFile(fl)
 			if d.wait {
-				f.deferred[c.real] = true
+				f.deferred[c.real] = c.path
 				f.cfg.Log.Debug().Str("path", c.path).Msg("may be a copy still being written; deciding on a later scan")
 			}
 			return err

@@ -1,0 +1,309 @@
+package enrich
+
+import (
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// MaxJSONDepth bounds how deeply a parsed value may nest. Deeper input is
+// refused rather than followed, so a hostile line cannot exhaust the stack;
+// Elasticsearch's own mapping limit is 20 levels.
+const MaxJSONDepth = 64
+
+// JSONScanner walks JSON text without building anything, and checks it
+// strictly as it goes: what it accepts may be copied into a record as it
+// is, and the record stays valid JSON.
+type JSONScanner struct {
+	b []byte
+	i int
+}
+
+// Reset starts scanning b.
+func (s *JSONScanner) Reset(b []byte) { s.b, s.i = b, 0 }
+
+// AtEnd reports whether only white space is left.
+func (s *JSONScanner) AtEnd() bool {
+	s.space()
+	return s.i == len(s.b)
+}
+
+func (s *JSONScanner) space() {
+	for s.i < len(s.b) {
+		switch s.b[s.i] {
+		case ' ', '\t', '\n', '\r':
+			s.i++
+		default:
+			return
+		}
+	}
+}
+
+// Consume skips white space and then c, and reports whether c was there.
+func (s *JSONScanner) Consume(c byte) bool {
+	s.space()
+	if s.i < len(s.b) && s.b[s.i] == c {
+		s.i++
+		return true
+	}
+	return false
+}
+
+// String reads a string and returns its contents, still escaped. It
+// checks the escapes and that the contents are valid UTF-8 without
+// control characters.
+func (s *JSONScanner) String() ([]byte, bool) {
+	if !s.Consume('"') {
+		return nil, false
+	}
+	start := s.i
+	for s.i < len(s.b) {
+		c := s.b[s.i]
+		switch {
+		case c == '"':
+			v := s.b[start:s.i]
+			s.i++
+			return v, true
+		case c == '\\':
+			if s.i+1 >= len(s.b) {
+				return nil, false
+			}
+			switch s.b[s.i+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				s.i += 2
+			case 'u':
+				if _, ok := hex4(s.b[s.i+2:]); !ok {
+					return nil, false
+				}
+				s.i += 6
+			default:
+				return nil, false
+			}
+		case c < 0x20:
+			return nil, false
+		case c < utf8.RuneSelf:
+			s.i++
+		default:
+			r, size := utf8.DecodeRune(s.b[s.i:])
+			if r == utf8.RuneError && size == 1 {
+				return nil, false
+			}
+			s.i += size
+		}
+	}
+	return nil, false
+}
+
+// ValueKind is the kind of a JSON value.
+type ValueKind uint8
+
+// The kinds of JSON value.
+const (
+	KindString ValueKind = iota + 1
+	KindNumber
+	KindBool
+	KindNull
+	KindObject
+	KindArray
+)
+
+// Value reads any value and returns its text as it stands in the input
+// (a string with its quotes) and its kind. A number must be one that
+// float64 holds (JSON allows 1e999; backends do not).
+func (s *JSONScanner) Value() ([]byte, ValueKind, bool) {
+	s.space()
+	start := s.i
+	kind, ok := s.value(0)
+	if !ok {
+		return nil, 0, false
+	}
+	return s.b[start:s.i], kind, true
+}
+
+func (s *JSONScanner) value(depth int) (ValueKind, bool) {
+	if s.i >= len(s.b) {
+		return 0, false
+	}
+	switch c := s.b[s.i]; {
+	case c == '"':
+		_, ok := s.String()
+		return KindString, ok
+	case c == '{' || c == '[':
+		if depth >= MaxJSONDepth {
+			return 0, false
+		}
+		closing, kind := byte('}'), KindObject
+		if c == '[' {
+			closing, kind = ']', KindArray
+		}
+		s.i++
+		if s.Consume(closing) {
+			return kind, true
+		}
+		for {
+			if kind == KindObject {
+				if _, ok := s.String(); !ok || !s.Consume(':') {
+					return 0, false
+				}
+			}
+			s.space()
+			if _, ok := s.value(depth + 1); !ok {
+				return 0, false
+			}
+			if s.Consume(closing) {
+				return kind, true
+			}
+			if !s.Consume(',') {
+				return 0, false
+			}
+			s.space()
+		}
+	case c == 't':
+		return KindBool, s.literal("true")
+	case c == 'f':
+		return KindBool, s.literal("false")
+	case c == 'n':
+		return KindNull, s.literal("null")
+	default:
+		return KindNumber, s.number()
+	}
+}
+
+func (s *JSONScanner) literal(word string) bool {
+	if len(s.b)-s.i < len(word) || string(s.b[s.i:s.i+len(word)]) != word {
+		return false
+	}
+	s.i += len(word)
+	return true
+}
+
+// number reads a number in JSON's grammar whose magnitude float64 holds.
+func (s *JSONScanner) number() bool {
+	if s.i < len(s.b) && s.b[s.i] == '-' {
+		s.i++
+	}
+	intStart := s.i
+	for s.i < len(s.b) && isDigit(s.b[s.i]) {
+		s.i++
+	}
+	intDigits := s.i - intStart
+	if intDigits == 0 || intDigits > 1 && s.b[intStart] == '0' {
+		return false
+	}
+	if s.i < len(s.b) && s.b[s.i] == '.' {
+		s.i++
+		fracStart := s.i
+		for s.i < len(s.b) && isDigit(s.b[s.i]) {
+			s.i++
+		}
+		if s.i == fracStart {
+			return false
+		}
+	}
+	exp := 0
+	if s.i < len(s.b) && (s.b[s.i] == 'e' || s.b[s.i] == 'E') {
+		s.i++
+		neg := false
+		if s.i < len(s.b) && (s.b[s.i] == '+' || s.b[s.i] == '-') {
+			neg = s.b[s.i] == '-'
+			s.i++
+		}
+		expStart := s.i
+		for s.i < len(s.b) && isDigit(s.b[s.i]) {
+			if exp < 100000 {
+				exp = exp*10 + int(s.b[s.i]-'0')
+			}
+			s.i++
+		}
+		if s.i == expStart {
+			return false
+		}
+		if neg {
+			exp = -exp
+		}
+	}
+	// float64 reaches about 1.8e308: the integer digits and the exponent
+	// together say whether the magnitude is beyond it. Tiny numbers round
+	// to 0, which is harmless.
+	return intDigits-1+exp <= 307
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+// Unquote appends the unescaped contents of a JSON string (as String
+// returns them) to dst. An escaped lone surrogate becomes U+FFFD, as
+// encoding/json does.
+func Unquote(dst, raw []byte) ([]byte, bool) {
+	for i := 0; i < len(raw); {
+		c := raw[i]
+		if c != '\\' {
+			j := i + 1
+			for j < len(raw) && raw[j] != '\\' {
+				j++
+			}
+			dst = append(dst, raw[i:j]...)
+			i = j
+			continue
+		}
+		if i+1 >= len(raw) {
+			return dst, false
+		}
+		switch e := raw[i+1]; e {
+		case '"', '\\', '/':
+			dst = append(dst, e)
+		case 'b':
+			dst = append(dst, '\b')
+		case 'f':
+			dst = append(dst, '\f')
+		case 'n':
+			dst = append(dst, '\n')
+		case 'r':
+			dst = append(dst, '\r')
+		case 't':
+			dst = append(dst, '\t')
+		case 'u':
+			r, ok := hex4(raw[i+2:])
+			if !ok {
+				return dst, false
+			}
+			i += 6
+			if utf16.IsSurrogate(r) {
+				if i+1 < len(raw) && raw[i] == '\\' && raw[i+1] == 'u' {
+					if r2, ok := hex4(raw[i+2:]); ok {
+						if dec := utf16.DecodeRune(r, r2); dec != utf8.RuneError {
+							dst = utf8.AppendRune(dst, dec)
+							i += 6
+							continue
+						}
+					}
+				}
+				r = utf8.RuneError
+			}
+			dst = utf8.AppendRune(dst, r)
+			continue
+		default:
+			return dst, false
+		}
+		i += 2
+	}
+	return dst, true
+}
+
+func hex4(b []byte) (rune, bool) {
+	if len(b) < 4 {
+		return 0, false
+	}
+	var r rune
+	for _, c := range b[:4] {
+		switch {
+		case c >= '0' && c <= '9':
+			r = r<<4 | rune(c-'0')
+		case c >= 'a' && c <= 'f':
+			r = r<<4 | rune(c-'a'+10)
+		case c >= 'A' && c <= 'F':
+			r = r<<4 | rune(c-'A'+10)
+		default:
+			return 0, false
+		}
+	}
+	return r, true
+}

@@ -1,0 +1,94 @@
+package enrich
+
+// logfmt lines are key=value pairs separated by spaces, as Go's log
+// libraries (go-kit, logrus' text format, slog's TextHandler) and Heroku
+// write them:
+//
+//	time=2026-11-24T10:00:00Z level=info msg="user logged in" user=alice took=12ms
+//
+// A quoted value may hold \" \\ \n \r \t. A key without "=" is a flag and
+// gets the value true. Every other value is text: logfmt has no types.
+// A line without a single key=value pair is not logfmt.
+
+var jsonTrue = []byte("true")
+
+// parseLogfmt reads the pairs of line into f.
+func parseLogfmt(line []byte, f *Fields) bool {
+	pairs := 0
+	for i := 0; ; {
+		for i < len(line) && (line[i] == ' ' || line[i] == '\t') {
+			i++
+		}
+		if i == len(line) {
+			break
+		}
+		start := i
+		for i < len(line) && line[i] > ' ' && line[i] != '=' && line[i] != '"' && line[i] != 0x7f {
+			i++
+		}
+		key := line[start:i]
+		if len(key) == 0 {
+			return false // a quote, a control byte or "=" where a key should start
+		}
+		if i == len(line) || line[i] == ' ' || line[i] == '\t' {
+			f.members = append(f.members, member{key: key, val: jsonTrue, form: formJSON, kind: KindBool})
+			continue
+		}
+		if line[i] != '=' {
+			return false
+		}
+		i++
+		var val []byte
+		if i < len(line) && line[i] == '"' {
+			var ok bool
+			if val, i, ok = f.logfmtQuoted(line, i+1); !ok {
+				return false
+			}
+		} else {
+			vs := i
+			for i < len(line) && line[i] != ' ' && line[i] != '\t' {
+				if line[i] == '"' {
+					return false
+				}
+				i++
+			}
+			val = line[vs:i]
+		}
+		f.members = append(f.members, member{key: key, val: val})
+		pairs++
+	}
+	return pairs > 0
+}
+
+// logfmtQuoted reads a quoted value starting after its quote, returning
+// it decoded and the index after the closing quote.
+func (f *Fields) logfmtQuoted(line []byte, i int) ([]byte, int, bool) {
+	start := len(f.buf)
+	for ; i < len(line); i++ {
+		switch c := line[i]; c {
+		case '"':
+			if i+1 < len(line) && line[i+1] != ' ' && line[i+1] != '\t' {
+				return nil, 0, false
+			}
+			return f.buf[start:len(f.buf):len(f.buf)], i + 1, true
+		case '\\':
+			if i+1 == len(line) {
+				return nil, 0, false
+			}
+			i++
+			switch e := line[i]; e {
+			case 'n':
+				f.buf = append(f.buf, '\n')
+			case 'r':
+				f.buf = append(f.buf, '\r')
+			case 't':
+				f.buf = append(f.buf, '\t')
+			default:
+				f.buf = append(f.buf, e)
+			}
+		default:
+			f.buf = append(f.buf, c)
+		}
+	}
+	return nil, 0, false
+}

@@ -1,0 +1,240 @@
+package enrich
+
+import "bytes"
+
+// nginx's combined format, Debian's default, and Apache's common and
+// combined formats, which share its shape:
+//
+//	$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent"
+//	%h %l %u %t "%r" %>s %b ["%{Referer}i" "%{User-agent}i"]
+//
+// Fields are named after nginx's variables; the request line is also
+// split into request_method, request_uri and server_protocol. A "-"
+// means absent, and the field is left out. Inside quotes, nginx writes a
+// quote as \x22 and Apache as \"; both are decoded.
+
+// nginx field names, built once.
+var (
+	keyRemoteAddr     = []byte("remote_addr")
+	keyRemoteIdent    = []byte("remote_ident")
+	keyRemoteUser     = []byte("remote_user")
+	keyTimeLocal      = []byte("time_local")
+	keyRequest        = []byte("request")
+	keyRequestMethod  = []byte("request_method")
+	keyRequestURI     = []byte("request_uri")
+	keyServerProtocol = []byte("server_protocol")
+	keyStatus         = []byte("status")
+	keyBodyBytesSent  = []byte("body_bytes_sent")
+	keyHTTPReferer    = []byte("http_referer")
+	keyHTTPUserAgent  = []byte("http_user_agent")
+)
+
+type nginxParser struct{}
+
+// parse reads one access line into f.
+func (nginxParser) parse(line []byte, f *Fields) bool {
+	c := cursor{b: line}
+	addr, ok := c.word()
+	if !ok {
+		return false
+	}
+	ident, ok := c.word()
+	if !ok {
+		return false
+	}
+	user, ok := c.word()
+	if !ok {
+		return false
+	}
+	timeLocal, ok := c.bracketed()
+	if !ok {
+		return false
+	}
+	request, ok := c.quoted(f)
+	if !ok {
+		return false
+	}
+	status, ok := c.word()
+	if !ok || !isStatus(status) {
+		return false
+	}
+	size, ok := c.word()
+	if !ok || !isCount(size) {
+		return false
+	}
+	f.text(keyRemoteAddr, addr)
+	f.text(keyRemoteIdent, ident)
+	f.text(keyRemoteUser, user)
+	f.text(keyTimeLocal, timeLocal)
+	f.text(keyRequest, request)
+	if method, rest, ok := bytes.Cut(request, []byte{' '}); ok {
+		f.text(keyRequestMethod, method)
+		if i := bytes.LastIndexByte(rest, ' '); i >= 0 {
+			f.text(keyRequestURI, rest[:i])
+			f.text(keyServerProtocol, rest[i+1:])
+		} else {
+			f.text(keyRequestURI, rest)
+		}
+	}
+	f.number(keyStatus, status)
+	f.number(keyBodyBytesSent, size)
+	if c.end() {
+		return true // common format
+	}
+	referer, ok := c.quoted(f)
+	if !ok {
+		return false
+	}
+	agent, ok := c.quoted(f)
+	if !ok {
+		return false
+	}
+	f.text(keyHTTPReferer, referer)
+	f.text(keyHTTPUserAgent, agent)
+	// nginx formats often append fields ($request_time, $upstream_*) after
+	// the combined ones; they are kept in the message, not refused.
+	return true
+}
+
+// text adds a text field, unless it is "-" or empty (absent).
+func (f *Fields) text(key, val []byte) {
+	if len(val) == 0 || len(val) == 1 && val[0] == '-' {
+		return
+	}
+	f.members = append(f.members, member{key: key, val: val})
+}
+
+// number adds a field already checked to be digits, as a JSON number.
+func (f *Fields) number(key, val []byte) {
+	if len(val) == 1 && val[0] == '-' {
+		return
+	}
+	f.members = append(f.members, member{key: key, val: val, form: formJSON, kind: KindNumber})
+}
+
+func isStatus(b []byte) bool {
+	return len(b) == 3 && isDigit(b[0]) && isDigit(b[1]) && isDigit(b[2]) && b[0] != '0'
+}
+
+// isCount reports whether b is "-" or a number without leading zeros
+// (JSON refuses them) and short enough for an exact float64.
+func isCount(b []byte) bool {
+	if len(b) == 1 && b[0] == '-' {
+		return true
+	}
+	if len(b) == 0 || len(b) > 15 || len(b) > 1 && b[0] == '0' {
+		return false
+	}
+	for _, c := range b {
+		if !isDigit(c) {
+			return false
+		}
+	}
+	return true
+}
+
+// cursor walks a line of space-separated tokens.
+type cursor struct {
+	b []byte
+	i int
+}
+
+func (c *cursor) end() bool {
+	for c.i < len(c.b) && c.b[c.i] == ' ' {
+		c.i++
+	}
+	return c.i == len(c.b)
+}
+
+// word reads up to the next space.
+func (c *cursor) word() ([]byte, bool) {
+	if c.end() {
+		return nil, false
+	}
+	start := c.i
+	for c.i < len(c.b) && c.b[c.i] != ' ' {
+		c.i++
+	}
+	return c.b[start:c.i], true
+}
+
+// bracketed reads [ … ].
+func (c *cursor) bracketed() ([]byte, bool) {
+	if c.end() || c.b[c.i] != '[' {
+		return nil, false
+	}
+	end := bytes.IndexByte(c.b[c.i:], ']')
+	if end < 0 {
+		return nil, false
+	}
+	v := c.b[c.i+1 : c.i+end]
+	c.i += end + 1
+	return v, true
+}
+
+// quoted reads " … ", decoding \" \\ and \xHH into f.buf when there are
+// any, and otherwise returning the line's own bytes.
+func (c *cursor) quoted(f *Fields) ([]byte, bool) {
+	if c.end() || c.b[c.i] != '"' {
+		return nil, false
+	}
+	c.i++
+	start := c.i
+	escaped := false
+	for ; c.i < len(c.b); c.i++ {
+		switch c.b[c.i] {
+		case '\\':
+			escaped = true
+			c.i++
+		case '"':
+			v := c.b[start:c.i]
+			c.i++
+			if c.i < len(c.b) && c.b[c.i] != ' ' {
+				return nil, false // a quote inside a value that nobody escaped
+			}
+			if !escaped {
+				return v, true
+			}
+			return f.decodeNginx(v), true
+		}
+	}
+	return nil, false
+}
+
+// decodeNginx appends v, escapes decoded, to f.buf and returns it.
+func (f *Fields) decodeNginx(v []byte) []byte {
+	start := len(f.buf)
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if c == '\\' && i+1 < len(v) {
+			switch n := v[i+1]; {
+			case n == 'x' && i+3 < len(v):
+				if hi, ok := unhex(v[i+2]); ok {
+					if lo, ok := unhex(v[i+3]); ok {
+						f.buf = append(f.buf, hi<<4|lo)
+						i += 3
+						continue
+					}
+				}
+			case n == '"' || n == '\\':
+				f.buf = append(f.buf, n)
+				i++
+				continue
+			}
+		}
+		f.buf = append(f.buf, c)
+	}
+	return f.buf[start:len(f.buf):len(f.buf)]
+}
+
+func unhex(c byte) (byte, bool) {
+	switch {
+	case c >= '0' && c <= '9':
+		return c - '0', true
+	case c >= 'a' && c <= 'f':
+		return c - 'a' + 10, true
+	case c >= 'A' && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
+}

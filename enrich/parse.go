@@ -1,0 +1,367 @@
+package enrich
+
+import (
+	"bytes"
+	"fmt"
+	"regexp"
+	"time"
+)
+
+// Parse formats, as TAILCAR_PARSE names them.
+const (
+	ParseNone   = "none"
+	ParseJSON   = "json"
+	ParseNginx  = "nginx"
+	ParseRegex  = "regex"
+	ParseLogfmt = "logfmt"
+)
+
+// RenamePrefix is put before a parsed field whose name tailcar's own
+// fields or the tags already use: an app's "file" or "_pod_name_" is
+// kept as "app_file" or "app__pod_name_", and never replaces ours.
+const RenamePrefix = "app_"
+
+// maxFields bounds the fields taken from one line. A line with more is
+// shipped unparsed: checking names for uniqueness costs the square of
+// their number.
+const maxFields = 256
+
+// ParserConfig says how lines are parsed.
+type ParserConfig struct {
+	// Format is one of ParseJSON, ParseNginx, ParseRegex, ParseLogfmt.
+	Format string
+	// Regex, for ParseRegex, has the named groups that become fields.
+	Regex *regexp.Regexp
+	// MessageKeys name the parsed fields that may hold the message, in
+	// order of preference (json, logfmt).
+	MessageKeys []string
+	// TimeKeys name the parsed fields that may hold the event's time, in
+	// order of preference.
+	TimeKeys []string
+	// Time reads a time field's value.
+	Time TimeFormat
+	// Taken are the field names tailcar and the tags already use; a parsed
+	// field of one of these names is renamed.
+	Taken []string
+}
+
+// Parser turns a line into fields. It keeps its buffers between lines,
+// so that parsing allocates nothing per line; one goroutine uses it.
+type Parser struct {
+	cfg         ParserConfig
+	taken       map[string]bool
+	messageKeys [][]byte
+	timeKeys    [][]byte
+	groups      [][]byte // regex group names, by submatch index
+	nginx       nginxParser
+	json        JSONScanner
+}
+
+// NewParser checks cfg and returns its Parser.
+func NewParser(cfg ParserConfig) (*Parser, error) {
+	p := &Parser{cfg: cfg, taken: make(map[string]bool)}
+	for _, name := range ownFields {
+		p.taken[name] = true
+	}
+	for _, name := range cfg.Taken {
+		p.taken[name] = true
+	}
+	for _, k := range cfg.MessageKeys {
+		p.messageKeys = append(p.messageKeys, []byte(k))
+	}
+	for _, k := range cfg.TimeKeys {
+		p.timeKeys = append(p.timeKeys, []byte(k))
+	}
+	switch cfg.Format {
+	case ParseJSON, ParseLogfmt, ParseNginx:
+	case ParseRegex:
+		if cfg.Regex == nil {
+			return nil, fmt.Errorf("the regex parser needs an expression")
+		}
+		named := false
+		for _, g := range cfg.Regex.SubexpNames() {
+			p.groups = append(p.groups, []byte(g))
+			named = named || g != ""
+		}
+		if !named {
+			return nil, fmt.Errorf("the expression has no named group, so it would give no field")
+		}
+	default:
+		return nil, fmt.Errorf("unknown format %q", cfg.Format)
+	}
+	return p, nil
+}
+
+// DefaultTimeKeys are the fields that hold the event's time, per format,
+// when TAILCAR_TIME_KEY is not set.
+func DefaultTimeKeys(format string) []string {
+	switch format {
+	case ParseNginx:
+		return []string{"time_local"}
+	case ParseJSON, ParseLogfmt:
+		return []string{"@timestamp", "time", "timestamp", "ts"}
+	case ParseRegex:
+		return []string{"time", "timestamp"}
+	}
+	return nil
+}
+
+// messageState says where a record's message comes from.
+type messageState uint8
+
+const (
+	messageLine   messageState = iota // the line itself
+	messageParsed                     // a parsed field (Fields.message)
+	messageNone                       // none: the fields are the record
+)
+
+// valueForm says how a field's value is written.
+type valueForm uint8
+
+const (
+	formText valueForm = iota // bytes to be written as a JSON string
+	formJSON                  // JSON text checked by the scanner, written as it is
+)
+
+// member is one field found in a line.
+type member struct {
+	key  []byte
+	val  []byte
+	form valueForm
+	kind ValueKind // for formJSON
+	skip bool      // taken as the message or the time
+}
+
+// Fields is what a parser found in one line: the fields to add to the
+// record, the message, and the event's time. It is valid until the next
+// Parse with it.
+type Fields struct {
+	members []member
+	buf     []byte // decoded keys and values; never reallocated during a parse
+	message messageState
+	msgText []byte // the message, decoded (formText) or JSON text (formJSON)
+	msgForm valueForm
+	// Time is the event's time, when a time field held one it could read.
+	Time time.Time
+	// TimeFound says a time field was present (read or not).
+	TimeFound bool
+}
+
+func (f *Fields) reset(lineLen int) {
+	f.members = f.members[:0]
+	// Decoded text is never longer than the line it comes from, so with
+	// this room, slices into buf stay valid for the whole parse.
+	// Renamed keys and a decoded time add at most the line again, plus the
+	// prefixes.
+	if need := 2*lineLen + len(RenamePrefix)*maxFields; cap(f.buf) < need {
+		f.buf = make([]byte, 0, need)
+	}
+	f.buf = f.buf[:0]
+	f.message, f.msgText, f.Time, f.TimeFound = messageLine, nil, time.Time{}, false
+}
+
+// Len is the number of fields the record gets.
+func (f *Fields) Len() int {
+	n := 0
+	for _, m := range f.members {
+		if !m.skip {
+			n++
+		}
+	}
+	return n
+}
+
+// Parse parses line into f. It reports false when the line is not of the
+// format (or is hostile: too deep, too many fields, a name taken twice);
+// then f holds nothing, and the line is shipped as it is.
+func (p *Parser) Parse(line []byte, f *Fields) bool {
+	f.reset(len(line))
+	var ok bool
+	switch p.cfg.Format {
+	case ParseJSON:
+		ok = p.parseJSON(line, f)
+	case ParseNginx:
+		ok = p.nginx.parse(line, f)
+	case ParseRegex:
+		ok = p.parseRegex(line, f)
+	case ParseLogfmt:
+		ok = parseLogfmt(line, f)
+	}
+	if ok && len(f.members) > maxFields {
+		ok = false
+	}
+	if ok {
+		ok = p.settle(f)
+	}
+	if !ok {
+		f.reset(0)
+	}
+	return ok
+}
+
+// settle picks the message and the time among the fields and checks that
+// every name the record will carry is unique.
+func (p *Parser) settle(f *Fields) bool {
+	for i := range f.members {
+		for j := range i {
+			if bytes.Equal(f.members[i].key, f.members[j].key) {
+				return false // the same key twice: which one would be meant?
+			}
+		}
+	}
+	if p.messageKeys != nil {
+		f.message = messageNone
+		if m := f.find(p.messageKeys, true); m != nil {
+			m.skip = true
+			f.message, f.msgText, f.msgForm = messageParsed, m.val, m.form
+		}
+	} else if m := f.find([][]byte{[]byte("message")}, true); m != nil {
+		// A regex group named message is the message.
+		m.skip = true
+		f.message, f.msgText, f.msgForm = messageParsed, m.val, m.form
+	}
+	if m := f.find(p.timeKeys, false); m != nil {
+		f.TimeFound = true
+		if t, ok := p.readTime(f, m); ok {
+			f.Time = t
+			m.skip = true // @timestamp holds it now
+		}
+	}
+	// A renamed field must not meet another field of its new name.
+	for i := range f.members {
+		m := &f.members[i]
+		if m.skip || !p.taken[string(m.key)] {
+			continue
+		}
+		start := len(f.buf)
+		f.buf = append(f.buf, RenamePrefix...)
+		f.buf = append(f.buf, m.key...)
+		m.key = f.buf[start:len(f.buf):len(f.buf)]
+		if p.taken[string(m.key)] {
+			return false
+		}
+		for j := range f.members {
+			if j != i && !f.members[j].skip && bytes.Equal(f.members[j].key, m.key) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// find returns the first field named by keys, in the order of keys; with
+// onlyText, only a string value counts.
+func (f *Fields) find(keys [][]byte, onlyText bool) *member {
+	for _, k := range keys {
+		for i := range f.members {
+			m := &f.members[i]
+			if m.skip || !bytes.Equal(m.key, k) {
+				continue
+			}
+			if onlyText && m.form == formJSON && m.kind != KindString {
+				continue
+			}
+			return m
+		}
+	}
+	return nil
+}
+
+// readTime reads the event's time from a field.
+func (p *Parser) readTime(f *Fields, m *member) (time.Time, bool) {
+	val, number := m.val, false
+	if m.form == formJSON {
+		switch m.kind {
+		case KindString:
+			raw := val[1 : len(val)-1]
+			if bytes.IndexByte(raw, '\\') >= 0 {
+				start := len(f.buf)
+				var ok bool
+				if f.buf, ok = Unquote(f.buf, raw); !ok {
+					return time.Time{}, false
+				}
+				raw = f.buf[start:]
+			}
+			val = raw
+		case KindNumber:
+			number = true
+		default:
+			return time.Time{}, false
+		}
+	}
+	return p.cfg.Time.Parse(val, number)
+}
+
+// appendFields appends the fields, each as ,"name":value.
+func (f *Fields) appendFields(dst []byte) []byte {
+	for _, m := range f.members {
+		if m.skip {
+			continue
+		}
+		dst = append(dst, ',')
+		dst = AppendString(dst, m.key)
+		dst = append(dst, ':')
+		dst = appendValue(dst, m.val, m.form)
+	}
+	return dst
+}
+
+func appendValue(dst, val []byte, form valueForm) []byte {
+	if form == formJSON {
+		return append(dst, val...)
+	}
+	return AppendString(dst, val)
+}
+
+// parseJSON takes the top-level fields of a line that is one JSON object.
+func (p *Parser) parseJSON(line []byte, f *Fields) bool {
+	s := &p.json
+	s.Reset(line)
+	if !s.Consume('{') {
+		return false
+	}
+	for first := true; ; first = false {
+		if s.Consume('}') {
+			break
+		}
+		if !first && !s.Consume(',') {
+			return false
+		}
+		rawKey, ok := s.String()
+		if !ok || !s.Consume(':') {
+			return false
+		}
+		key := rawKey
+		if bytes.IndexByte(rawKey, '\\') >= 0 {
+			start := len(f.buf)
+			if f.buf, ok = Unquote(f.buf, rawKey); !ok {
+				return false
+			}
+			key = f.buf[start:len(f.buf):len(f.buf)]
+		}
+		val, kind, ok := s.Value()
+		if !ok {
+			return false
+		}
+		if len(f.members) == maxFields {
+			return false
+		}
+		f.members = append(f.members, member{key: key, val: val, form: formJSON, kind: kind})
+	}
+	return s.AtEnd()
+}
+
+// parseRegex takes the named groups of the expression that matched.
+func (p *Parser) parseRegex(line []byte, f *Fields) bool {
+	loc := p.cfg.Regex.FindSubmatchIndex(line)
+	if loc == nil {
+		return false
+	}
+	for i, name := range p.groups {
+		if len(name) == 0 || loc[2*i] < 0 {
+			continue
+		}
+		f.members = append(f.members, member{key: name, val: line[loc[2*i]:loc[2*i+1]]})
+	}
+	return true
+}
