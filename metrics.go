@@ -57,6 +57,8 @@ const (
 	mFiles        = "tailcar_files_followed"
 	mRefused      = "tailcar_files_refused_total"
 	mMalformed    = "tailcar_lines_malformed_total"
+	mParseFailed  = "tailcar_parse_failures_total"
+	mTimeFallback = "tailcar_time_fallbacks_total"
 	mRotations    = "tailcar_rotations_total"
 	mLag          = "tailcar_file_lag_bytes"
 	mOldest       = "tailcar_oldest_unacked_record_age_seconds"
@@ -136,9 +138,12 @@ func (m *metrics) write(w io.Writer, now time.Time) {
 	e.one(mShipped, "counter", "Records the backend accepted.", float64(st.Delivered))
 	e.family(mDropped, "counter", "Records dropped, by reason (truncated: cut at the record cap, still shipped).")
 	e.sample(mDropped, `reason="truncated"`, float64(m.pipe.truncated.Load()))
+	e.sample(mDropped, `reason="filtered"`, float64(m.pipe.filtered.Load()))
 	e.sample(mDropped, `reason="rejected_4xx"`, float64(st.Rejected))
 	e.sample(mDropped, `reason="poison"`, float64(st.Poison))
 	e.sample(mDropped, `reason="too_large"`, float64(st.TooLarge))
+	e.one(mParseFailed, "counter", "Lines TAILCAR_PARSE could not parse, shipped as they are.", float64(m.pipe.parseFailed.Load()))
+	e.one(mTimeFallback, "counter", "Records without a readable event time, stamped with the read time.", float64(m.pipe.timeFallback.Load()))
 	e.one(mRetried, "counter", "Records sent again by retries.", float64(st.Resent))
 	e.one(mRetries, "counter", "Send attempts after the first.", float64(st.Retries))
 	e.one(mBatches, "counter", "Batches finished, accepted or dropped.", float64(st.Batches))

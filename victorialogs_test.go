@@ -99,12 +99,19 @@ func (vl *victoriaLogs) stop() {
 // rows returns every stored row as a map, after making new data visible.
 func (vl *victoriaLogs) rows() []map[string]any {
 	vl.t.Helper()
+	return vl.query("*")
+}
+
+// query returns the rows a LogsQL query selects, after making new data
+// visible.
+func (vl *victoriaLogs) query(q string) []map[string]any {
+	vl.t.Helper()
 	resp, err := http.Get("http://" + vl.addr + "/internal/force_flush")
 	if err != nil {
 		vl.t.Fatal(err)
 	}
 	resp.Body.Close()
-	resp, err = http.PostForm("http://"+vl.addr+"/select/logsql/query", url.Values{"query": {"*"}})
+	resp, err = http.PostForm("http://"+vl.addr+"/select/logsql/query", url.Values{"query": {q}})
 	if err != nil {
 		vl.t.Fatal(err)
 	}

@@ -1,5 +1,7 @@
 package enrich
 
+import "unicode/utf8"
+
 // logfmt lines are key=value pairs separated by spaces, as Go's log
 // libraries (go-kit, logrus' text format, slog's TextHandler) and Heroku
 // write them:
@@ -27,8 +29,11 @@ func parseLogfmt(line []byte, f *Fields) bool {
 			i++
 		}
 		key := line[start:i]
-		if len(key) == 0 {
-			return false // a quote, a control byte or "=" where a key should start
+		if len(key) == 0 || !utf8.Valid(key) {
+			// A quote, a control byte or "=" where a key should start; or a
+			// key that could only be written with U+FFFD in it, making two
+			// different keys one.
+			return false
 		}
 		if i == len(line) || line[i] == ' ' || line[i] == '\t' {
 			f.members = append(f.members, member{key: key, val: jsonTrue, form: formJSON, kind: KindBool})

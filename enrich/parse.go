@@ -220,11 +220,18 @@ func (p *Parser) settle(f *Fields) bool {
 		m.skip = true
 		f.message, f.msgText, f.msgForm = messageParsed, m.val, m.form
 	}
-	if m := f.find(p.timeKeys, false); m != nil {
+	// The first time field that reads as a time is the event's time; one
+	// that does not stays a field of its own.
+	for _, k := range p.timeKeys {
+		m := f.find([][]byte{k}, false)
+		if m == nil {
+			continue
+		}
 		f.TimeFound = true
 		if t, ok := p.readTime(f, m); ok {
 			f.Time = t
 			m.skip = true // @timestamp holds it now
+			break
 		}
 	}
 	// A renamed field must not meet another field of its new name.

@@ -1,0 +1,428 @@
+package enrich
+
+import (
+	"bytes"
+	"encoding/json"
+	"log/slog"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+var parseReadAt = time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
+
+// mustParser builds a parser the way the configuration does.
+func mustParser(tb testing.TB, format string, taken ...string) *Parser {
+	tb.Helper()
+	cfg := ParserConfig{Format: format, TimeKeys: DefaultTimeKeys(format), Taken: taken}
+	if format == ParseJSON || format == ParseLogfmt {
+		cfg.MessageKeys = []string{"message", "msg"}
+	}
+	if format == ParseRegex {
+		cfg.Regex = regexp.MustCompile(`^(?P<level>[A-Z]+) (?P<time>\S+) (?P<message>.*)$`)
+	}
+	p, err := NewParser(cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return p
+}
+
+// record parses line with p and decodes the record it becomes; ok says
+// whether the line parsed.
+func record(t *testing.T, enc *Encoder, p *Parser, line string) (map[string]any, bool) {
+	t.Helper()
+	var f Fields
+	r := Record{Read: parseReadAt, Path: "/var/log/app.log", Message: []byte(line)}
+	ok := p.Parse([]byte(line), &f)
+	if ok {
+		r.Fields = &f
+		r.Event = f.Time
+	}
+	out := enc.AppendRecord(nil, r)
+	requireNoDuplicateKeys(t, out)
+	var m map[string]any
+	d := json.NewDecoder(bytes.NewReader(out))
+	d.UseNumber()
+	if err := d.Decode(&m); err != nil {
+		t.Fatalf("record is not JSON: %v\n%s", err, out)
+	}
+	return m, ok
+}
+
+// requireNoDuplicateKeys fails when the object's top level repeats a key,
+// which encoding/json would silently accept.
+func requireNoDuplicateKeys(t *testing.T, obj []byte) {
+	t.Helper()
+	d := json.NewDecoder(bytes.NewReader(obj))
+	if _, err := d.Token(); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for d.More() {
+		k, err := d.Token()
+		if err != nil {
+			t.Fatal(err)
+		}
+		key := k.(string)
+		if seen[key] {
+			t.Fatalf("key %q twice in %s", key, obj)
+		}
+		seen[key] = true
+		var skip json.RawMessage
+		if err := d.Decode(&skip); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func mustEncoder(t testing.TB, tags ...Tag) *Encoder {
+	enc, err := NewEncoder(tags)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return enc
+}
+
+// Ensure nginx's combined format (Debian's default), Apache's common and
+// combined formats, escaped quotes and "-" give the fields named after
+// nginx's variables, numbers as numbers, and time_local as @timestamp
+// with the read time kept.
+func TestParser_Nginx(t *testing.T) {
+	enc := mustEncoder(t)
+	p := mustParser(t, ParseNginx)
+	for _, tc := range []struct {
+		name, line string
+		want       map[string]any
+		absent     []string
+	}{
+		{"combined", `10.0.0.1 - alice [02/Dec/2026:11:59:58 +0100] "GET /api/v1/items?seq=7 HTTP/1.1" 404 153 "https://shop.example/" "Mozilla/5.0 (X11; Linux x86_64)"`,
+			map[string]any{"remote_addr": "10.0.0.1", "remote_user": "alice", "request": "GET /api/v1/items?seq=7 HTTP/1.1",
+				"request_method": "GET", "request_uri": "/api/v1/items?seq=7", "server_protocol": "HTTP/1.1",
+				"status": json.Number("404"), "body_bytes_sent": json.Number("153"), "http_referer": "https://shop.example/",
+				"http_user_agent": "Mozilla/5.0 (X11; Linux x86_64)", "@timestamp": "2026-12-02T10:59:58.000000000Z",
+				"observed_timestamp": "2026-12-02T10:00:00.000000000Z"},
+			[]string{"remote_ident", "time_local"}},
+		{"nginx escapes quotes as \\x22", `::1 - - [02/Dec/2026:10:00:00 +0000] "GET /q?x=\x22y\x22 HTTP/1.1" 200 0 "-" "curl \x22quoted\x22 agent"`,
+			map[string]any{"remote_addr": "::1", "request_uri": `/q?x="y"`, "http_user_agent": `curl "quoted" agent`, "body_bytes_sent": json.Number("0")},
+			[]string{"remote_user", "http_referer"}},
+		{"apache escapes quotes as \\\"", `10.0.0.2 - - [02/Dec/2026:10:00:00 +0000] "GET / HTTP/1.0" 200 5 "-" "say \"hi\" \\ bye"`,
+			map[string]any{"http_user_agent": `say "hi" \ bye`}, nil},
+		{"apache common, size -", `10.0.0.3 ident bob [02/Dec/2026:10:00:00 -0500] "POST /login HTTP/1.1" 302 -`,
+			map[string]any{"remote_ident": "ident", "remote_user": "bob", "status": json.Number("302"), "@timestamp": "2026-12-02T15:00:00.000000000Z"},
+			[]string{"body_bytes_sent", "http_user_agent"}},
+		{"extra fields after combined", `10.0.0.4 - - [02/Dec/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 1 "-" "a" 0.003 "upstream"`,
+			map[string]any{"http_user_agent": "a"}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m, ok := record(t, enc, p, tc.line)
+			if !ok {
+				t.Fatalf("did not parse: %s", tc.line)
+			}
+			if m["message"] != tc.line {
+				t.Errorf("message = %q, want the line", m["message"])
+			}
+			for k, v := range tc.want {
+				if m[k] != v {
+					t.Errorf("%s = %#v, want %#v", k, m[k], v)
+				}
+			}
+			for _, k := range tc.absent {
+				if _, ok := m[k]; ok {
+					t.Errorf("%s present (%v), want absent", k, m[k])
+				}
+			}
+		})
+	}
+}
+
+// Ensure JSON written by Go's log/slog and by zerolog gives its top-level
+// fields, the message from msg or message, the time from time, numbers as
+// numbers and nested values as JSON; and that keys colliding with
+// tailcar's own fields or a tag are renamed, never duplicated.
+func TestParser_JSONFromRealLoggers(t *testing.T) {
+	enc := mustEncoder(t, Tag{"_pod_name_", "web-7d9f"})
+	p := mustParser(t, ParseJSON, "_pod_name_")
+
+	var buf bytes.Buffer
+	slog.New(slog.NewJSONHandler(&buf, nil)).Info("order placed seq=1", "order", 42, "amount", 12.5,
+		"user", map[string]any{"id": 7, "tags": []string{"a", "b"}}, "file", "checkout.go", "_pod_name_", "spoofed")
+	zl := zerolog.New(&buf).With().Timestamp().Logger()
+	zl.Warn().Str("message2", "x").Int("seq", 2).
+		Str("@timestamp", "not a time").Str("stream", "mine").Msg("disk almost full seq=2")
+
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("want 2 lines, got %q", buf.String())
+	}
+	slogRec, ok := record(t, enc, p, lines[0])
+	if !ok {
+		t.Fatalf("slog line did not parse: %s", lines[0])
+	}
+	for k, v := range map[string]any{
+		"message": "order placed seq=1", "level": "INFO", "order": json.Number("42"), "amount": json.Number("12.5"),
+		"file": "/var/log/app.log", "app_file": "checkout.go", "_pod_name_": "web-7d9f", "app__pod_name_": "spoofed",
+	} {
+		if slogRec[k] != v {
+			t.Errorf("slog: %s = %#v, want %#v", k, slogRec[k], v)
+		}
+	}
+	if user, _ := slogRec["user"].(map[string]any); user["id"] != json.Number("7") {
+		t.Errorf("slog: nested user = %#v, want it as JSON", slogRec["user"])
+	}
+	if _, ok := slogRec["msg"]; ok {
+		t.Error("slog: msg kept as a field besides message: the line's text twice")
+	}
+	if _, ok := slogRec["time"]; ok {
+		t.Error("slog: time kept as a field although @timestamp holds it")
+	}
+	if slogRec["@timestamp"] == slogRec["observed_timestamp"] || slogRec["observed_timestamp"] != "2026-12-02T10:00:00.000000000Z" {
+		t.Errorf("slog: @timestamp %v, observed %v: want the event's time and the read time", slogRec["@timestamp"], slogRec["observed_timestamp"])
+	}
+
+	zRec, ok := record(t, enc, p, lines[1])
+	if !ok {
+		t.Fatalf("zerolog line did not parse: %s", lines[1])
+	}
+	for k, v := range map[string]any{
+		"message": "disk almost full seq=2", "level": "warn", "seq": json.Number("2"),
+		"app_@timestamp": "not a time", "app_stream": "mine",
+	} {
+		if zRec[k] != v {
+			t.Errorf("zerolog: %s = %#v, want %#v", k, zRec[k], v)
+		}
+	}
+	// @timestamp (unreadable) comes first among the time keys; time,
+	// zerolog's own, is read instead.
+	if zRec["observed_timestamp"] == nil {
+		t.Errorf("zerolog: the time field was not taken: %v", zRec)
+	}
+}
+
+// Ensure logfmt and regex lines give their fields.
+func TestParser_LogfmtAndRegex(t *testing.T) {
+	enc := mustEncoder(t)
+	m, ok := record(t, enc, mustParser(t, ParseLogfmt),
+		`time=2026-12-02T10:00:01.5+01:00 level=info msg="user \"bob\" logged in" took=12ms cached seq=3`)
+	if !ok {
+		t.Fatal("logfmt line did not parse")
+	}
+	for k, v := range map[string]any{"message": `user "bob" logged in`, "level": "info", "took": "12ms", "cached": true,
+		"seq": "3", "@timestamp": "2026-12-02T09:00:01.500000000Z"} {
+		if m[k] != v {
+			t.Errorf("logfmt: %s = %#v, want %#v", k, m[k], v)
+		}
+	}
+	m, ok = record(t, enc, mustParser(t, ParseRegex), `ERROR 1796205600123 payment refused seq=4`)
+	if !ok {
+		t.Fatal("regex line did not parse")
+	}
+	for k, v := range map[string]any{"message": "payment refused seq=4", "level": "ERROR", "@timestamp": "2026-12-02T10:00:00.123000000Z"} {
+		if m[k] != v {
+			t.Errorf("regex: %s = %#v, want %#v", k, m[k], v)
+		}
+	}
+}
+
+// Ensure hostile or broken lines are refused whole: the caller ships them
+// as they are (and counts them); nothing panics, nothing is half parsed.
+func TestParser_BadInputIsRefusedWhole(t *testing.T) {
+	deep := strings.Repeat(`{"a":`, 100000) + "1" + strings.Repeat("}", 100000)
+	for _, tc := range []struct {
+		format, name, line string
+	}{
+		{ParseJSON, "array", `[{"msg":"a"}]`},
+		{ParseJSON, "truncated object", `{"msg":"a","level":"in`},
+		{ParseJSON, "duplicate keys", `{"msg":"a","msg":"b"}`},
+		{ParseJSON, "duplicate keys once unescaped", `{"msg":"a","m\u0073g":"b"}`},
+		{ParseJSON, "100,000 levels of nesting", `{"x":` + deep + `}`},
+		{ParseJSON, "huge number", `{"msg":"a","n":1e999}`},
+		{ParseJSON, "huge integer", `{"msg":"a","n":` + strings.Repeat("9", 400) + `}`},
+		{ParseJSON, "invalid UTF-8", "{\"msg\":\"caf\xe9\"}"},
+		{ParseJSON, "control character", "{\"msg\":\"a\tb\"}"},
+		{ParseJSON, "trailing garbage", `{"msg":"a"} x`},
+		{ParseJSON, "bad literal", `{"ok":tru}`},
+		{ParseJSON, "leading zero", `{"n":012}`},
+		{ParseJSON, "key renamed onto another", `{"file":"a","app_file":"b"}`},
+		{ParseNginx, "broken quote", `10.0.0.1 - - [02/Dec/2026:10:00:00 +0000] "GET / HTTP/1.1 200 5 "-" "ua"`},
+		{ParseNginx, "not nginx", `just some text`},
+		{ParseNginx, "status not a number", `10.0.0.1 - - [02/Dec/2026:10:00:00 +0000] "GET / HTTP/1.1" abc 5`},
+		{ParseRegex, "no match", `lowercase start`},
+		{ParseLogfmt, "no pair", `just words here`},
+		{ParseLogfmt, "unterminated quote", `msg="never closed`},
+	} {
+		t.Run(tc.format+"/"+tc.name, func(t *testing.T) {
+			p := mustParser(t, tc.format)
+			var f Fields
+			if p.Parse([]byte(tc.line), &f) {
+				t.Fatalf("parsed %q into %d fields; want it refused", tc.line[:min(len(tc.line), 60)], f.Len())
+			}
+			if f.Len() != 0 || f.message != messageLine {
+				t.Fatal("a refused line left fields behind")
+			}
+			// Shipped as with TAILCAR_PARSE=none: the line is the message.
+			m, _ := record(t, mustEncoder(t), p, tc.line)
+			if got, _ := m["message"].(string); got != strings.ToValidUTF8(tc.line, "\uFFFD") {
+				t.Fatalf("message = %.60q, want the line", got)
+			}
+		})
+	}
+}
+
+// Ensure a time field that is missing, or out of the years 1–9999, leaves
+// the read time in @timestamp, and is said so (the caller counts it).
+func TestParser_TimeOutOfRangeFallsBack(t *testing.T) {
+	p := mustParser(t, ParseJSON)
+	for _, line := range []string{
+		`{"msg":"a","time":"0000-01-01T00:00:00Z"}`,
+		`{"msg":"a","time":"10000-01-01T00:00:00Z"}`,
+		`{"msg":"a","time":"2026-02-30T00:00:00Z"}`,
+		`{"msg":"a","ts":-5}`,
+		`{"msg":"a"}`,
+	} {
+		var f Fields
+		if !p.Parse([]byte(line), &f) {
+			t.Fatalf("%s: not parsed", line)
+		}
+		if !f.Time.IsZero() {
+			t.Errorf("%s: event time %v, want none", line, f.Time)
+		}
+		if wantFound := strings.Contains(line, `"t`); f.TimeFound != wantFound {
+			t.Errorf("%s: TimeFound %v, want %v", line, f.TimeFound, wantFound)
+		}
+	}
+}
+
+func TestTimeFormat_Auto(t *testing.T) {
+	want := time.Date(2026, 12, 2, 10, 0, 0, 123456789, time.UTC)
+	for _, tc := range []struct {
+		in     string
+		number bool
+		want   time.Time
+	}{
+		{"2026-12-02T10:00:00.123456789Z", false, want},
+		{"2026-12-02T11:00:00.123456789+01:00", false, want},
+		{"2026-12-02T10:00:00.123456789+0000", false, want},
+		{"2026-12-02 10:00:00.123456789Z", false, want},
+		{"2026-12-02T10:00:00Z", false, want.Truncate(time.Second)},
+		{"1796205600.123456789", true, want},
+		{"1796205600", true, want.Truncate(time.Second)},
+		{"1796205600123", true, want.Truncate(time.Millisecond)},
+		{"1796205600123456", true, want.Truncate(time.Microsecond)},
+		{"1796205600123456789", true, want},
+		{"1796205600", false, want.Truncate(time.Second)},
+		{"02/Dec/2026:11:00:00 +0100", false, want.Truncate(time.Second)},
+	} {
+		got, ok := TimeFormat{}.Parse([]byte(tc.in), tc.number)
+		if !ok || !got.Equal(tc.want) {
+			t.Errorf("%s: %v %v, want %v", tc.in, got, ok, tc.want)
+		}
+	}
+	for _, bad := range []string{"", "yesterday", "0", "2026-13-01T00:00:00Z", "02/Foo/2026:11:00:00 +0100", "1.5e9"} {
+		if got, ok := (TimeFormat{}).Parse([]byte(bad), true); ok {
+			t.Errorf("%q read as %v", bad, got)
+		}
+	}
+	custom := NewTimeFormat("2006-01-02 15:04:05.000")
+	if got, ok := custom.Parse([]byte("2026-12-02 10:00:00.123"), false); !ok || !got.Equal(want.Truncate(time.Millisecond)) {
+		t.Errorf("custom layout: %v %v", got, ok)
+	}
+}
+
+// Ensure the filters keep what TAILCAR_INCLUDE matches and drop what
+// TAILCAR_DROP matches.
+func TestFilter_Keep(t *testing.T) {
+	f := Filter{Include: regexp.MustCompile(`GET|POST`), Drop: regexp.MustCompile(`/healthz`)}
+	for line, want := range map[string]bool{"GET /": true, "POST /x": true, "GET /healthz": false, "PUT /": false} {
+		if got := f.Keep([]byte(line)); got != want {
+			t.Errorf("Keep(%q) = %v, want %v", line, got, want)
+		}
+	}
+	if !(Filter{}).Keep([]byte("anything")) {
+		t.Error("an empty filter dropped a line")
+	}
+}
+
+// Ensure parsing and encoding allocate nothing per line on the json and
+// nginx paths, nor filtering.
+func TestParser_NoAllocationsPerLine(t *testing.T) {
+	enc := mustEncoder(t, Tag{"_pod_name_", "web"})
+	jsonLine := []byte(`{"time":"2026-12-02T10:00:00.123456789Z","level":"INFO","msg":"order placed","order":42,"user":{"id":7},"path":"/api/v1/cart","took_ms":12.5}`)
+	nginxLine := []byte(`10.0.0.1 - - [02/Dec/2026:10:00:00 +0000] "GET /api/v1/items?seq=70 HTTP/1.1" 200 153 "-" "Mozilla/5.0 \x22x\x22"`)
+	filter := Filter{Drop: regexp.MustCompile(`seq=\d*[1-9] `)}
+	for _, tc := range []struct {
+		name string
+		p    *Parser
+		line []byte
+	}{{"json", mustParser(t, ParseJSON), jsonLine}, {"nginx", mustParser(t, ParseNginx), nginxLine}} {
+		var f Fields
+		var buf []byte
+		parsed := 0
+		allocs := testing.AllocsPerRun(1000, func() {
+			if !filter.Keep(tc.line) {
+				return
+			}
+			if tc.p.Parse(tc.line, &f) {
+				parsed++
+			}
+			buf = enc.AppendRecord(buf[:0], Record{Read: parseReadAt, Event: f.Time, Path: "/var/log/app.log", Message: tc.line, Fields: &f})
+		})
+		if parsed != 1001 || f.Time.IsZero() {
+			t.Fatalf("%s: parsed %d of 1001 lines, time %v: the measure proves nothing", tc.name, parsed, f.Time)
+		}
+		if allocs != 0 {
+			t.Errorf("%s: %.1f allocations per line, want 0", tc.name, allocs)
+		}
+	}
+}
+
+func BenchmarkParser(b *testing.B) {
+	enc := mustEncoder(b, Tag{"_pod_name_", "web"})
+	for _, tc := range []struct {
+		name string
+		p    *Parser
+		line string
+	}{
+		{"json", mustParser(b, ParseJSON), `{"time":"2026-12-02T10:00:00.123456789Z","level":"INFO","msg":"order placed","order":42,"user":{"id":7},"path":"/api/v1/cart","took_ms":12.5}`},
+		{"nginx", mustParser(b, ParseNginx), `10.0.0.1 - - [02/Dec/2026:10:00:00 +0000] "GET /api/v1/items?seq=7 HTTP/1.1" 200 153 "-" "Mozilla/5.0 (X11; Linux x86_64)"`},
+		{"logfmt", mustParser(b, ParseLogfmt), `time=2026-12-02T10:00:01.5Z level=info msg="user logged in" took=12ms seq=3`},
+		{"regex", mustParser(b, ParseRegex), `ERROR 1796205600123 payment refused seq=4`},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			var f Fields
+			var buf []byte
+			line := []byte(tc.line)
+			b.SetBytes(int64(len(line)))
+			b.ReportAllocs()
+			for b.Loop() {
+				tc.p.Parse(line, &f)
+				buf = enc.AppendRecord(buf[:0], Record{Read: parseReadAt, Event: f.Time, Path: "/var/log/app.log", Message: line, Fields: &f})
+			}
+		})
+	}
+}
+
+func FuzzParser(f *testing.F) {
+	f.Add(`{"msg":"a","n":[1,{"b":null}],"t":true}`)
+	f.Add(`10.0.0.1 - - [02/Dec/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 5 "-" "ua"`)
+	f.Add(`a=1 b="x y" c`)
+	enc, _ := NewEncoder([]Tag{{"_pod_name_", "w"}})
+	parsers := []*Parser{mustParser(f, ParseJSON, "_pod_name_"), mustParser(f, ParseNginx), mustParser(f, ParseLogfmt), mustParser(f, ParseRegex)}
+	f.Fuzz(func(t *testing.T, line string) {
+		for _, p := range parsers {
+			var fl Fields
+			r := Record{Read: parseReadAt, Path: "p", Message: []byte(line)}
+			if p.Parse([]byte(line), &fl) {
+				r.Fields, r.Event = &fl, fl.Time
+			}
+			out := enc.AppendRecord(nil, r)
+			if !json.Valid(out) {
+				t.Fatalf("invalid JSON for %q: %s", line, out)
+			}
+			requireNoDuplicateKeys(t, out)
+		}
+	})
+}
