@@ -59,7 +59,7 @@ func newAgent(cfg *Config, sink ship.Sink, log zerolog.Logger) (*agent, error) {
 	})
 	follower := tailer.NewFollower(tailer.Config{
 		Patterns: cfg.Paths, Exclude: cfg.Exclude, SymlinkRoots: cfg.SymlinkRoots, Ignore: cfg.ownFiles(),
-		StartAtEnd: cfg.StartAt == "end", MaxRecordBytes: int(cfg.MaxRecordBytes), Multiline: cfg.multiline,
+		StartAtEnd: cfg.StartAt == "end", Format: cfg.format, MaxRecordBytes: int(cfg.MaxRecordBytes), Multiline: cfg.multiline,
 		Positions: positions, Log: log, Pulse: followerPulse,
 		// Events settle for the batch wait: a record waits for its batch
 		// from its event, not from its read, so its latency stays within
@@ -68,7 +68,7 @@ func newAgent(cfg *Config, sink ship.Sink, log zerolog.Logger) (*agent, error) {
 		Settle: min(max(cfg.BatchWait, 10*time.Millisecond), 5*time.Second),
 	})
 	a := &agent{cfg: cfg, log: log, positions: positions, follower: follower, shipper: shipper,
-		pipe: &pipeline{enc: cfg.encoder, filter: cfg.filter, parser: cfg.parser, shipper: shipper}, heartbeat: heartbeat}
+		pipe: &pipeline{enc: cfg.encoder, filter: cfg.filter, parser: cfg.parser, paths: cfg.pathTagger, shipper: shipper}, heartbeat: heartbeat}
 	a.metrics = &metrics{follower: follower, shipper: shipper, positions: positions, pipe: a.pipe,
 		sends: sends, heartbeat: cfg.heartbeatPath(), maxAge: cfg.ProbeMaxAge}
 	if cfg.MetricsAddr != "" {

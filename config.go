@@ -18,6 +18,7 @@ import (
 
 	"github.com/tailcar/tailcar/enrich"
 	"github.com/tailcar/tailcar/ship"
+	"github.com/tailcar/tailcar/tailer"
 )
 
 // envPrefix is the prefix of every variable tailcar reads.
@@ -47,6 +48,10 @@ type Config struct {
 	MultilineStart string `envconfig:"MULTILINE_START" desc:"regular expression matching the first line of a record; other lines join the record before them"`
 	// MaxRecordBytes cuts longer messages.
 	MaxRecordBytes Size `envconfig:"MAX_RECORD_BYTES" default:"1MiB" desc:"a longer message is cut to this size and marked truncated: true"`
+	// Format is how a file's lines frame records.
+	Format string `envconfig:"FORMAT" default:"lines" desc:"lines, cri, docker or auto: lines are records; cri and docker are container runtimes' log files (partial lines joined, the runtime's time as @timestamp, the stream as stream); auto decides per file from its first line"`
+	// PathTags gives fields from each file's path.
+	PathTags string `envconfig:"PATH_TAGS" desc:"kubernetes: _namespace_, _pod_name_, _pod_uid_, _container_name_, _container_id_ from the kubelet's log paths; anything else is an RE2 expression on the path whose named groups become fields"`
 	// Parse is how lines become fields.
 	Parse string `envconfig:"PARSE" default:"none" desc:"none, json, nginx, regex or logfmt: how a line becomes fields; a line that does not parse is shipped as with none, and counted"`
 	// ParseRegex has the named groups of TAILCAR_PARSE=regex.
@@ -119,6 +124,8 @@ type Config struct {
 	tagValues  []enrich.Tag // env tags that are set, then static tags
 	encoder    *enrich.Encoder
 	parser     *enrich.Parser // nil for TAILCAR_PARSE=none
+	format     tailer.Format
+	pathTagger *enrich.PathTagger // nil without TAILCAR_PATH_TAGS
 	filter     enrich.Filter
 	multiline  *regexp.Regexp
 	logLevel   zerolog.Level
@@ -334,9 +341,6 @@ func (c *Config) derive(lookupEnv func(string) (string, bool)) error {
 		}
 		c.multiline = re
 	}
-	if err := c.deriveParsing(); err != nil {
-		return err
-	}
 	c.logLevel, _ = zerolog.ParseLevel(c.LogLevel)
 	var err error
 	if c.encoder, err = enrich.NewEncoder(c.tagValues); err != nil {
@@ -346,6 +350,31 @@ func (c *Config) derive(lookupEnv func(string) (string, bool)) error {
 			key = c.envTagsVar
 		}
 		return &configError{key, err}
+	}
+	if err := c.deriveContainers(); err != nil {
+		return err
+	}
+	return c.deriveParsing()
+}
+
+// deriveContainers reads the container log format and the path tags.
+func (c *Config) deriveContainers() error {
+	var err error
+	if c.format, err = tailer.ParseFormat(c.Format); err != nil {
+		return bad("FORMAT", "%v", err)
+	}
+	if c.PathTags == "" {
+		return nil
+	}
+	if c.pathTagger, err = enrich.NewPathTagger(c.PathTags); err != nil {
+		return bad("PATH_TAGS", "%v", err)
+	}
+	for _, name := range c.pathTagger.Names() {
+		for _, t := range c.tagValues {
+			if t.Name == name {
+				return bad("PATH_TAGS", "gives %s, which is a tag already; a record must not carry it twice", name)
+			}
+		}
 	}
 	return nil
 }
@@ -398,6 +427,9 @@ func (c *Config) deriveParsing() error {
 	}
 	for _, t := range c.tagValues {
 		pc.Taken = append(pc.Taken, t.Name)
+	}
+	if c.pathTagger != nil {
+		pc.Taken = append(pc.Taken, c.pathTagger.Names()...)
 	}
 	p, err := enrich.NewParser(pc)
 	if err != nil {

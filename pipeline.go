@@ -16,7 +16,8 @@ import (
 type pipeline struct {
 	enc     *enrich.Encoder
 	filter  enrich.Filter
-	parser  *enrich.Parser // nil: TAILCAR_PARSE=none
+	parser  *enrich.Parser     // nil: TAILCAR_PARSE=none
+	paths   *enrich.PathTagger // nil: no TAILCAR_PATH_TAGS
 	shipper *ship.Shipper
 	buf     []byte
 	fields  enrich.Fields
@@ -38,6 +39,9 @@ func (p *pipeline) Handle(ctx context.Context, l tailer.Line) error {
 		p.truncated.Add(1)
 	}
 	rec := enrich.Record{Read: now, Event: l.Time, Path: l.Path, Message: l.Text, Truncated: l.Truncated, Stream: l.Stream}
+	if p.paths != nil {
+		rec.PathTags = p.paths.Encoded(l.Path)
+	}
 	if p.parser != nil {
 		if !p.parser.Parse(l.Text, &p.fields) {
 			p.parseFailed.Add(1) // shipped as it is, with the runtime's time if any

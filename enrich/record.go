@@ -86,6 +86,8 @@ type Record struct {
 	Truncated bool
 	// Stream is stdout or stderr for container logs, empty otherwise.
 	Stream string
+	// PathTags are the file's own fields (PathTagger.Encoded).
+	PathTags []byte
 	// Fields, when the line was parsed, adds its fields and may replace
 	// the message.
 	Fields *Fields
@@ -116,6 +118,7 @@ func (e *Encoder) AppendRecord(dst []byte, r Record) []byte {
 		dst = appendStringFromString(dst, r.Stream)
 	}
 	dst = append(dst, e.tags...)
+	dst = append(dst, r.PathTags...)
 	if r.Truncated {
 		dst = append(dst, `,"truncated":true`...)
 	}

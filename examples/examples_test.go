@@ -60,6 +60,10 @@ func podSpec(t *testing.T, doc []byte) (kind string, annotations map[string]stri
 		var d appsv1.Deployment
 		strict(&d)
 		return meta.Kind, d.Spec.Template.Annotations, d.Spec.Template.Spec
+	case "DaemonSet":
+		var d appsv1.DaemonSet
+		strict(&d)
+		return meta.Kind, d.Spec.Template.Annotations, d.Spec.Template.Spec
 	}
 	t.Fatalf("unexpected kind %q", meta.Kind)
 	return "", nil, corev1.PodSpec{}
@@ -223,8 +227,12 @@ func TestExamples(t *testing.T) {
 					continue // the logtail "before" half of the migration
 				}
 				sidecars++
-				checkTailcar(t, spec, c)
 				checkScrape(t, annotations, c)
+				if kind == "DaemonSet" {
+					checkDaemonSet(t, spec, c)
+					continue
+				}
+				checkTailcar(t, spec, c)
 				switch file {
 				case "job-native-sidecar.yaml":
 					if kind != "Job" || !native {
@@ -251,5 +259,77 @@ func TestExamples(t *testing.T) {
 				t.Error("no tailcar container")
 			}
 		})
+	}
+}
+
+// checkDaemonSet asserts what the node example promises: the kubelet's
+// logs read-only, checkpoints on a hostPath, container logs decoded and
+// tagged from their paths, every taint tolerated, node-critical priority,
+// resources, a read-only root filesystem and the probe.
+func checkDaemonSet(t *testing.T, spec corev1.PodSpec, c corev1.Container) {
+	t.Helper()
+	for name, want := range map[string]string{
+		"TAILCAR_PATHS": "/var/log/containers/*.log", "TAILCAR_PATH_TAGS": "kubernetes", "TAILCAR_FORMAT": "auto",
+		"TAILCAR_SINK": "elasticsearch", "TAILCAR_SYMLINK_ROOTS": "/var/log/pods,/var/lib/docker/containers",
+	} {
+		if got, _ := envValue(c, name); got != want {
+			t.Errorf("%s = %q, want %q", name, got, want)
+		}
+	}
+	if ex, _ := envValue(c, "TAILCAR_EXCLUDE"); !strings.Contains(ex, "tailcar") {
+		t.Errorf("TAILCAR_EXCLUDE %q does not leave out tailcar's own container", ex)
+	}
+	for name, field := range map[string]string{"_node_name_": "spec.nodeName", "_node_ip_": "status.hostIP"} {
+		found := false
+		for _, e := range c.Env {
+			found = found || e.Name == name && e.ValueFrom != nil && e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == field
+		}
+		if !found {
+			t.Errorf("%s is not filled from %s", name, field)
+		}
+	}
+	hostPaths := map[string]*corev1.HostPathVolumeSource{}
+	for _, v := range spec.Volumes {
+		hostPaths[v.Name] = v.HostPath
+	}
+	positions, _ := envValue(c, "TAILCAR_POSITIONS")
+	logsReadOnly, checkpoints := false, false
+	for _, m := range c.VolumeMounts {
+		hp := hostPaths[m.Name]
+		if hp == nil {
+			continue
+		}
+		if hp.Path == "/var/log" && m.ReadOnly {
+			logsReadOnly = true
+		}
+		if !m.ReadOnly && strings.HasPrefix(positions, m.MountPath+"/") {
+			checkpoints = true
+		}
+	}
+	if !logsReadOnly || !checkpoints {
+		t.Errorf("want /var/log mounted read-only and the positions (%s) on a writable hostPath", positions)
+	}
+	everyTaint := false
+	for _, tol := range spec.Tolerations {
+		everyTaint = everyTaint || tol.Operator == corev1.TolerationOpExists && tol.Key == "" && tol.Effect == ""
+	}
+	if !everyTaint || spec.PriorityClassName != "system-node-critical" {
+		t.Error("want every taint tolerated and priorityClassName system-node-critical")
+	}
+	if c.LivenessProbe == nil || c.LivenessProbe.Exec == nil || !slices.Equal(c.LivenessProbe.Exec.Command, []string{"tailcar", "probe"}) {
+		t.Error("no exec livenessProbe running tailcar probe")
+	}
+	if c.Resources.Requests.Cpu().IsZero() || c.Resources.Limits.Memory().IsZero() {
+		t.Error("resources: want a cpu request and a memory limit")
+	}
+	if sc := c.SecurityContext; sc == nil || sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem {
+		t.Error("tailcar does not run with a read-only root filesystem")
+	}
+	grace := 30 * time.Second
+	if spec.TerminationGracePeriodSeconds != nil {
+		grace = time.Duration(*spec.TerminationGracePeriodSeconds) * time.Second
+	}
+	if need := durationEnv(t, c, "TAILCAR_DRAIN_DELAY", 10*time.Second) + durationEnv(t, c, "TAILCAR_DRAIN_TIMEOUT", 15*time.Second); need >= grace {
+		t.Errorf("drain delay + timeout %s does not fit in %s", need, grace)
 	}
 }

@@ -81,7 +81,7 @@ func (f *Follower) closeIdle() {
 	}
 	var idle []*file
 	for _, fl := range f.files {
-		if fl.closable() {
+		if f.closable(fl) {
 			idle = append(idle, fl)
 		}
 	}

@@ -5,15 +5,6 @@ import (
 	"time"
 )
 
-// sched is where a file stands in the follow loop's schedule.
-type sched uint8
-
-const (
-	idle     sched = iota // read to its end as far as anyone knows
-	settling              // named by a change event; read when events have settled
-	queued                // to be read in the next turn
-)
-
 // file is one followed file generation: a file identity with the offset
 // reading has reached, and the records being assembled from it. Only the
 // follow loop's goroutine touches it.
@@ -32,7 +23,6 @@ type file struct {
 	// format is Config.Format, with FormatAuto decided at the first line.
 	format Format
 
-	sched   sched
 	rotated bool // the patterns no longer lead here: finish, then let go
 	gone    bool // let go; stale references ignore it
 	// riskUntil: another process opened the file (a copier, perhaps about
@@ -72,9 +62,10 @@ func (fl *file) holding() bool {
 
 // closable reports whether fl's descriptor may be closed to stay under
 // the bound: not a rotated file (its name may be gone, so it could not be
-// reopened), not one queued for reading, not one holding a record.
+// reopened), not one holding a record. Whether it is queued for reading
+// is the follow loop's to say (Follower.closable).
 func (fl *file) closable() bool {
-	return fl.fd != nil && !fl.rotated && fl.sched != queued && !fl.holding()
+	return fl.fd != nil && !fl.rotated && !fl.holding()
 }
 
 // atRisk reports whether fl is to be read at each change.

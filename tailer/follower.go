@@ -42,9 +42,8 @@ type Follower struct {
 	draining            bool
 
 	watch *watches
-	// ownOpens counts tailcar's own opens whose events have not come yet.
-	// A wrong count is harmless: every open makes a file read eagerly, and
-	// only the polling (below) waits for another process's open.
+	// ownOpens counts tailcar's own opens whose events have not come yet:
+	// they are not a copier's.
 	ownOpens map[string]int
 	// polled are files another process opened, polled without waiting
 	// for events until they are truncated or pollUntil passes.
@@ -135,9 +134,8 @@ func (f *Follower) Run(ctx context.Context, finish <-chan struct{}, out Handler)
 		readers.Go(func() { w.layout.run(done) })
 		defer func() {
 			close(done)
-			w.stop()
-			readers.Wait()
 			w.close()
+			readers.Wait()
 		}()
 		changes, layout = w.change.events, w.layout.events
 	}
@@ -375,26 +373,27 @@ func (f *Follower) onLayout(ev notifyEvent, now time.Time) {
 		f.needScan = true
 		return
 	}
-	own := f.ownOpens[path] > 0
-	if own {
+	// tailcar's own opens are counted out before the file is looked up, so
+	// that the count stays right for files not followed yet (a possible
+	// copy). If the kernel merged an own open with a copier's that came
+	// right after it, the copier goes unnoticed: reading then waits for the
+	// batch wait, as it does for any change.
+	if f.ownOpens[path] > 0 {
 		if f.ownOpens[path]--; f.ownOpens[path] == 0 {
 			delete(f.ownOpens, path)
 		}
+		return
 	}
 	fl := f.byReal[path]
 	if fl == nil || ev.mask&unix.IN_ISDIR != 0 {
 		return
 	}
-	// Every open, tailcar's own included, makes changes read as they
-	// come for a while: counting own opens is fragile (the kernel merges
-	// identical events that queue up), and a miscount must not hide a
-	// copier. An own open costs a few reads that could have waited.
 	fl.riskUntil = now.Add(f.cfg.RiskWindow)
 	if fl.riskUntil.After(f.eagerUntil) {
 		f.eagerUntil = fl.riskUntil
 	}
 	f.queue(fl)
-	if own || now.Sub(fl.changed) > time.Second {
+	if now.Sub(fl.changed) > time.Second {
 		return
 	}
 	// Another process opened a file that is being written: perhaps

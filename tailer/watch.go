@@ -44,15 +44,9 @@ type notifyEvent struct {
 
 // inotify is one inotify instance whose events a goroutine reads into a
 // channel. The watch tables belong to the follow loop.
-//
-// The reading goroutine waits in poll(2), a blocking system call, rather
-// than in Go's network poller: while the follow loop polls a file that a
-// copier may truncate, it spins, yielding the processor between reads, and
-// the network poller is not consulted while a goroutine is runnable. A
-// thread blocked in poll(2) is woken by the kernel, whatever the loop does.
 type inotify struct {
-	fd     int
-	wake   int // an eventfd: written to end the reading goroutine
+	fd     int // for inotify_add_watch; file.Fd() would make reads blocking
+	file   *os.File
 	mask   uint32
 	events chan notifyEvent
 	dirs   map[int32]string
@@ -64,36 +58,23 @@ func newInotify(mask uint32) (*inotify, error) {
 	if err != nil {
 		return nil, fmt.Errorf("inotify: %w", err)
 	}
-	wake, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
-	if err != nil {
-		unix.Close(fd)
-		return nil, fmt.Errorf("eventfd: %w", err)
-	}
+	// Non-blocking, so the runtime's poller waits for it and Close wakes
+	// a blocked Read: the reading goroutine ends with the instance.
 	return &inotify{
-		fd: fd, wake: wake, mask: mask, events: make(chan notifyEvent),
+		fd: fd, file: os.NewFile(uintptr(fd), "inotify"), mask: mask, events: make(chan notifyEvent),
 		dirs: make(map[int32]string), wds: make(map[string]int32),
 	}, nil
 }
 
-// run reads events into in.events until stop is called or done is
-// closed. While nobody takes an event it blocks on the send, and the
+// run reads events into in.events until the instance is closed or done
+// is closed. While nobody takes an event it blocks on the send, and the
 // kernel queues (and merges) what follows.
 func (in *inotify) run(done <-chan struct{}) {
 	defer close(in.events)
 	buf := make([]byte, 64<<10)
-	fds := []unix.PollFd{{Fd: int32(in.fd), Events: unix.POLLIN}, {Fd: int32(in.wake), Events: unix.POLLIN}}
 	for {
-		if _, err := unix.Poll(fds, -1); err != nil && err != unix.EINTR {
-			return
-		}
-		if fds[1].Revents != 0 {
-			return
-		}
-		n, err := unix.Read(in.fd, buf)
-		if err == unix.EAGAIN || err == unix.EINTR {
-			continue
-		}
-		if err != nil || n <= 0 {
+		n, err := in.file.Read(buf)
+		if err != nil {
 			return
 		}
 		for off := 0; off+unix.SizeofInotifyEvent <= n; {
@@ -115,12 +96,6 @@ func (in *inotify) run(done <-chan struct{}) {
 			}
 		}
 	}
-}
-
-// stop wakes the reading goroutine so that it returns.
-func (in *inotify) stop() {
-	var one = [8]byte{1}
-	_, _ = unix.Write(in.wake, one[:])
 }
 
 // add watches dir.
@@ -168,11 +143,7 @@ func (in *inotify) watching(dir string) bool {
 	return ok
 }
 
-// close releases the instance; call it once the reading goroutine has
-// returned.
-func (in *inotify) close() error {
-	return errors.Join(unix.Close(in.fd), unix.Close(in.wake))
-}
+func (in *inotify) close() error { return in.file.Close() }
 
 // watches is the pair of instances, or nil channels when inotify is not
 // available and changes are found by the rescan alone.
@@ -196,12 +167,6 @@ func newWatches() (*watches, error) {
 // add watches dir in both instances.
 func (w *watches) add(dir string) error {
 	return errors.Join(w.change.add(dir), w.layout.add(dir))
-}
-
-// stop ends both reading goroutines; close releases the instances after.
-func (w *watches) stop() {
-	w.change.stop()
-	w.layout.stop()
 }
 
 func (w *watches) close() {

@@ -6,9 +6,19 @@
 //	    start, 2 env tags, NDJSON over HTTP with gzip: lines per CPU-second
 //	    (user+sys of the shipper), peak RSS, wall time until the receiver
 //	    has every line. The floor does the same with nothing else.
+//	W1-nginx, W1-json, W1-drop90, W1-regex: W1 with TAILCAR_PARSE=nginx,
+//	    1M slog-shaped JSON lines with TAILCAR_PARSE=json (against the
+//	    floor on that file), 90% of W1 dropped by TAILCAR_DROP, and an
+//	    nginx-like TAILCAR_PARSE_REGEX.
+//	W1-cri: 1M CRI lines (5% split into P+F chunks), TAILCAR_FORMAT=cri,
+//	    against the floor on that file.
 //	W2  200 files at 50 lines/s each, 20 s.
+//	W4-node: 1,000 CRI container files at 5 lines/s each for 60 s, with
+//	    TAILCAR_FORMAT=cri and TAILCAR_PATH_TAGS=kubernetes: millicores,
+//	    peak RSS, open descriptors and inotify watches.
 //	W0  one file and no lines for 30 s: the cost of being there.
-//	W3  100 lines/s for 60 s (idle), with metrics off and on.
+//	W3  100 lines/s for 60 s (idle), with metrics off and on, and with
+//	    TAILCAR_PARSE=nginx.
 //	Stop: SIGTERM with the backend up, time to exit beyond the drain delay.
 package main
 
@@ -39,7 +49,7 @@ func main() {
 	floor := flag.String("floor", "bin/floor", "floor binary")
 	lines := flag.Int("lines", 1000000, "W1 lines")
 	idle := flag.Duration("idle", 60*time.Second, "W3 duration")
-	only := flag.String("only", "", "run only this workload (W0, W1, W2, W3, stop); for trying a change")
+	only := flag.String("only", "", "run only this workload (W0, W1, W2, W3, W4, stop); for trying a change")
 	flag.Parse()
 	b := &bench{tailcar: *tailcar, floor: *floor, only: *only}
 	if err := b.run(*lines, *idle); err != nil {
@@ -134,11 +144,15 @@ func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-func (r *receiver) missing(n int) int {
+func (r *receiver) missing(n int) int { return r.missingEvery(n, 1) }
+
+// missingEvery counts the lines 1..n that are multiples of every and did
+// not arrive: the lines a filter keeps.
+func (r *receiver) missingEvery(n, every int) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	m := 0
-	for i := 1; i <= n && i < len(r.seen); i++ {
+	for i := every; i <= n && i < len(r.seen); i += every {
 		if !r.seen[i] {
 			m++
 		}
@@ -152,7 +166,35 @@ func nginxLine(dst []byte, n int) []byte {
 		n%256, (n/256)%256, n%200, n%9973, n, 200+n%5000)
 }
 
+// jsonLine is one numbered line of about 250 bytes, shaped like what
+// log/slog's JSON handler writes.
+func jsonLine(dst []byte, n int) []byte {
+	return fmt.Appendf(dst, `{"time":"2026-11-25T10:00:%02d.%09dZ","level":"INFO","msg":"order placed seq=%d","order_id":"ord-%d","user":{"id":%d,"plan":"pro"},"path":"/api/v1/cart/items","took_ms":%d.5,"trace_id":"4bf92f3577b34da6a3ce929d0e0e4736"}`+"\n",
+		n%60, n%1000000000, n, n, n%1000, n%300)
+}
+
+// criLine is W1's line as containerd writes it; every twentieth is split
+// into a P chunk and the F chunk that ends it.
+func criLine(dst []byte, n int) []byte {
+	const stamp = "2026-11-25T10:00:00.123456789Z"
+	line := nginxLine(nil, n)
+	if n%20 != 0 {
+		dst = append(dst, stamp+" stdout F "...)
+		return append(dst, line...)
+	}
+	half := len(line) / 3
+	dst = append(dst, stamp+" stdout P "...)
+	dst = append(dst, line[:half]...)
+	dst = append(dst, '\n')
+	dst = append(dst, stamp+" stdout F "...)
+	return append(dst, line[half:]...)
+}
+
 func writeLines(path string, from, to int) error {
+	return writeWith(path, from, to, nginxLine)
+}
+
+func writeWith(path string, from, to int, line func([]byte, int) []byte) error {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
@@ -160,7 +202,7 @@ func writeLines(path string, from, to int) error {
 	w := bufio.NewWriterSize(f, 1<<20)
 	var buf []byte
 	for i := from; i <= to; i++ {
-		buf = nginxLine(buf[:0], i)
+		buf = line(buf[:0], i)
 		w.Write(buf)
 	}
 	if err := w.Flush(); err != nil {
@@ -282,12 +324,17 @@ func waitCount(r *receiver, n int, limit time.Duration) bool {
 
 // w1 runs one shipper over the prepared file and measures it.
 func (b *bench) w1(program string, cmd *exec.Cmd, lines int) row {
+	return b.w1Every("W1", program, cmd, lines, 1)
+}
+
+// w1Every is w1 when only every every-th line is to arrive.
+func (b *bench) w1Every(workload, program string, cmd *exec.Cmd, lines, every int) row {
 	b.recv.reset(lines)
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
-		return row{workload: "W1", program: program, note: err.Error()}
+		return row{workload: workload, program: program, note: err.Error()}
 	}
-	ok := waitCount(b.recv, lines, 5*time.Minute)
+	ok := waitCount(b.recv, lines/every, 5*time.Minute)
 	wall := time.Since(start)
 	if program == "tailcar" {
 		cmd.Process.Signal(syscall.SIGTERM)
@@ -295,8 +342,8 @@ func (b *bench) w1(program string, cmd *exec.Cmd, lines int) row {
 	cmd.Wait()
 	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
 	cpu := cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
-	r := row{workload: "W1", program: program, lines: int(b.recv.count.Load()), cpu: cpu, wall: wall,
-		peakRSSKiB: ru.Maxrss, missing: b.recv.missing(lines)}
+	r := row{workload: workload, program: program, lines: int(b.recv.count.Load()), cpu: cpu, wall: wall,
+		peakRSSKiB: ru.Maxrss, missing: b.recv.missingEvery(lines, every)}
 	r.linesPerCPUs = float64(lines) / cpu.Seconds()
 	if !ok {
 		r.note = "timed out"
@@ -356,6 +403,89 @@ func (b *bench) steady(workload string, files, perFileRate int, d time.Duration,
 	r.note = fmt.Sprintf("RSS at end %.1f MiB; %.1f thread sleeps/s; %.2f millicores in 10 ms ticks",
 		float64(rss)/1024, float64(wake)/window.Seconds(), ticks.Seconds()/window.Seconds()*1000)
 	return r
+}
+
+// node runs W4-node: files CRI container logs in the kubelet's layout,
+// each written at rate lines a second, followed through the
+// /var/log/containers links with path tags, as the DaemonSet does.
+func (b *bench) node(files, rate int, d time.Duration) row {
+	dir, _ := os.MkdirTemp("", "tailcar-bench-node")
+	defer os.RemoveAll(dir)
+	pods, containers := filepath.Join(dir, "pods"), filepath.Join(dir, "containers")
+	os.MkdirAll(containers, 0o755)
+	handles := make([]*os.File, files)
+	for i := range handles {
+		podDir := filepath.Join(pods, fmt.Sprintf("shop_web-%d_uid-%d", i, i), "app")
+		os.MkdirAll(podDir, 0o755)
+		log := filepath.Join(podDir, "0.log")
+		handles[i], _ = os.OpenFile(log, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+		os.Symlink(log, filepath.Join(containers, fmt.Sprintf("web-%d_shop_app-%064d.log", i, i)))
+	}
+	total := int(float64(files*rate) * d.Seconds())
+	b.recv.reset(total)
+	cmd := exec.Command(b.tailcar)
+	cmd.Env = b.tailcarEnv(dir, filepath.Join(containers, "*.log"), "TAILCAR_FORMAT=cri", "TAILCAR_PATH_TAGS=kubernetes",
+		"TAILCAR_SYMLINK_ROOTS="+pods, "TAILCAR_ENV_TAGS=_node_name_", "_node_name_=node-1")
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return row{workload: "W4-node", program: "tailcar", note: err.Error()}
+	}
+	time.Sleep(time.Second) // let it find the files before the window opens
+	pid := cmd.Process.Pid
+	cpu0 := cpuOf(pid)
+	start := time.Now()
+	var buf []byte
+	n := 0
+	tick := time.NewTicker(10 * time.Millisecond)
+	for now := range tick.C {
+		due := int(float64(total) * min(now.Sub(start).Seconds()/d.Seconds(), 1))
+		for ; n < due; n++ {
+			buf = append(buf[:0], "2026-11-25T10:00:00.123456789Z stdout F "...)
+			buf = nginxLine(buf, n+1)
+			handles[n%files].Write(buf)
+		}
+		if n >= total && now.Sub(start) >= d {
+			break
+		}
+	}
+	tick.Stop()
+	window := time.Since(start)
+	cpu := cpuOf(pid) - cpu0
+	waitCount(b.recv, total, 60*time.Second)
+	fds, watches := descriptors(pid)
+	_, peak := rssOf(pid)
+	for _, h := range handles {
+		h.Close()
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	cmd.Wait()
+	r := row{workload: "W4-node", program: "tailcar", lines: int(b.recv.count.Load()), cpu: cpu, wall: window,
+		peakRSSKiB: peak, missing: b.recv.missing(total)}
+	r.millicore = cpu.Seconds() / window.Seconds() * 1000
+	r.note = fmt.Sprintf("%d files; %d descriptors open, %d inotify watches at the end", files, fds, watches)
+	return r
+}
+
+// freeAddr is a loopback address with a port free now (tailcar refuses
+// port 0: a metrics port must be known to be scraped).
+func freeAddr() string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "127.0.0.1:2020"
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// descriptors counts a process's open descriptors and inotify watches.
+func descriptors(pid int) (fds, watches int) {
+	ents, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	for _, e := range ents {
+		fds++
+		info, _ := os.ReadFile(fmt.Sprintf("/proc/%d/fdinfo/%s", pid, e.Name()))
+		watches += strings.Count(string(info), "inotify wd:")
+	}
+	return fds, watches
 }
 
 // stop measures the time from SIGTERM to exit beyond the drain delay,
@@ -422,6 +552,65 @@ func (b *bench) run(lines int, idle time.Duration) error {
 		}
 		tailBest.note = fmt.Sprintf("%.2f × floor", tailBest.linesPerCPUs/floorBest.linesPerCPUs)
 		b.rows = append(b.rows, floorBest, tailBest)
+
+		// The parsing rows, each the better of two runs, against the floor
+		// of this run on the same file.
+		variant := func(workload, file string, floor row, every int, extra ...string) {
+			var best row
+			for i := range 2 {
+				fmt.Fprintf(os.Stderr, "%s: tailcar, run %d\n", workload, i+1)
+				pos, _ := os.MkdirTemp("", "tailcar-bench-pos")
+				cmd := exec.Command(b.tailcar)
+				cmd.Env = b.tailcarEnv(pos, file, extra...)
+				cmd.Stderr = os.Stderr
+				r := b.w1Every(workload, "tailcar", cmd, lines, every)
+				os.RemoveAll(pos)
+				if best.cpu == 0 || r.cpu < best.cpu {
+					best = r
+				}
+			}
+			best.note = fmt.Sprintf("%.2f × floor", best.linesPerCPUs/floor.linesPerCPUs)
+			b.rows = append(b.rows, best)
+		}
+		variant("W1-nginx", file, floorBest, 1, "TAILCAR_PARSE=nginx")
+		variant("W1-drop90", file, floorBest, 10, `TAILCAR_DROP=seq=\d*[1-9] `)
+		variant("W1-regex", file, floorBest, 1, "TAILCAR_PARSE=regex",
+			`TAILCAR_PARSE_REGEX=^(?P<remote_addr>\S+) \S+ (?P<remote_user>\S+) \[(?P<time>[^\]]+)\] "(?P<request>[^"]*)" (?P<status>\d+) (?P<body_bytes_sent>\d+)`,
+			"TAILCAR_TIME_FORMAT=02/Jan/2006:15:04:05 -0700")
+
+		jsonFile := filepath.Join(dir, "w1.json")
+		fmt.Fprintf(os.Stderr, "W1-json: writing %d lines to %s\n", lines, jsonFile)
+		if err := writeWith(jsonFile, 1, lines, jsonLine); err != nil {
+			return err
+		}
+		var jsonFloor row
+		for i := range 2 {
+			fmt.Fprintf(os.Stderr, "W1-json: floor, run %d\n", i+1)
+			fl := b.w1Every("W1-json", "floor", exec.Command(b.floor, "-file", jsonFile, "-url", "http://"+b.recv.addr+"/"), lines, 1)
+			if jsonFloor.cpu == 0 || fl.cpu < jsonFloor.cpu {
+				jsonFloor = fl
+			}
+		}
+		b.rows = append(b.rows, jsonFloor)
+		variant("W1-json", jsonFile, jsonFloor, 1, "TAILCAR_PARSE=json")
+		os.Remove(jsonFile)
+
+		criFile := filepath.Join(dir, "w1.cri")
+		fmt.Fprintf(os.Stderr, "W1-cri: writing %d lines to %s\n", lines, criFile)
+		if err := writeWith(criFile, 1, lines, criLine); err != nil {
+			return err
+		}
+		var criFloor row
+		for i := range 2 {
+			fmt.Fprintf(os.Stderr, "W1-cri: floor, run %d\n", i+1)
+			fl := b.w1Every("W1-cri", "floor", exec.Command(b.floor, "-file", criFile, "-url", "http://"+b.recv.addr+"/"), lines, 1)
+			if criFloor.cpu == 0 || fl.cpu < criFloor.cpu {
+				criFloor = fl
+			}
+		}
+		b.rows = append(b.rows, criFloor)
+		variant("W1-cri", criFile, criFloor, 1, "TAILCAR_FORMAT=cri")
+		os.Remove(criFile)
 	}
 
 	if b.want("W2") {
@@ -436,7 +625,13 @@ func (b *bench) run(lines int, idle time.Duration) error {
 		fmt.Fprintf(os.Stderr, "W3: 100 lines/s for %s, metrics off\n", idle)
 		b.rows = append(b.rows, b.steady("W3", 1, 100, idle))
 		fmt.Fprintf(os.Stderr, "W3: 100 lines/s for %s, metrics on\n", idle)
-		b.rows = append(b.rows, b.steady("W3+metrics", 1, 100, idle, "TAILCAR_METRICS_ADDR=127.0.0.1:0"))
+		b.rows = append(b.rows, b.steady("W3+metrics", 1, 100, idle, "TAILCAR_METRICS_ADDR="+freeAddr()))
+		fmt.Fprintf(os.Stderr, "W3: 100 lines/s for %s, TAILCAR_PARSE=nginx\n", idle)
+		b.rows = append(b.rows, b.steady("W3-nginx", 1, 100, idle, "TAILCAR_PARSE=nginx"))
+	}
+	if b.want("W4") {
+		fmt.Fprintln(os.Stderr, "W4-node: 1,000 container files at 5 lines/s, 60 s")
+		b.rows = append(b.rows, b.node(1000, 5, 60*time.Second))
 	}
 	if b.want("stop") {
 		fmt.Fprintln(os.Stderr, "stop: SIGTERM with the backend up")
