@@ -32,6 +32,7 @@ demo: build
 ## test: vet, gofmt, every test with the race detector, then the container end-to-end tests
 test: deps vet fmt-check
 	TAILCAR_VICTORIALOGS=$(VL_BIN) $(GO) test -race -count=1 -timeout 20m ./...
+	$(GO) test -count=1 -run 'Allocat|NoAlloc' ./...
 	$(MAKE) e2e
 
 vet:

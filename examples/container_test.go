@@ -265,3 +265,112 @@ func TestContainer_KubePlayExamplePod(t *testing.T) {
 		}
 	}
 }
+
+// builderImage has busybox, for an app that ends without a newline.
+const builderImage = "localhost/tailcar-builder:dev"
+
+// Ensure container output as conmon writes it (podman --log-driver
+// k8s-file, the CRI format), laid out as the kubelet does, reaches tailcar
+// whole: numbered stdout and stderr interleaved, 100 KiB lines that conmon
+// splits into P chunks, and a last line without a newline; every line once,
+// with its stream, the tags from its path and the runtime's time.
+func TestContainer_CRIFilesFromConmon(t *testing.T) {
+	requirePodman(t)
+	root := t.TempDir() // the node's /var/log
+	if err := os.Chmod(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	type app struct {
+		pod, container, uid, id string
+		image                   string
+		args                    []string
+	}
+	apps := []app{
+		{"web-1", "nginx", "uid-1", fmt.Sprintf("%064d", 1), loggenImage, []string{"--stdout", "--stderr", "--total-count=1000", "--logs-per-sec=2000"}},
+		{"web-2", "big", "uid-2", fmt.Sprintf("%064d", 2), loggenImage, []string{"--stdout", "--total-count=40", "--logs-per-sec=0", "--pad=102400"}},
+		{"job-3", "sh", "uid-3", fmt.Sprintf("%064d", 3), builderImage, nil},
+	}
+	if err := os.MkdirAll(filepath.Join(root, "containers"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, a := range apps {
+		dir := filepath.Join(root, "pods", "shop_"+a.pod+"_"+a.uid, a.container)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		// The link is absolute inside the container, where root is /var/log.
+		target := "/var/log/pods/shop_" + a.pod + "_" + a.uid + "/" + a.container + "/0.log"
+		if err := os.Symlink(target, filepath.Join(root, "containers", a.pod+"_shop_"+a.container+"-"+a.id+".log")); err != nil {
+			t.Fatal(err)
+		}
+		n := name(a.container)
+		names = append(names, n)
+		args := []string{"run", "--name", n, "--log-driver", "k8s-file", "--log-opt", "path=" + filepath.Join(dir, "0.log")}
+		if a.image == builderImage {
+			args = append(args, "--entrypoint", "/bin/sh", a.image, "-c", `echo "first seq=1"; printf "last without newline seq=2"`)
+		} else {
+			args = append(args, a.image)
+			args = append(args, a.args...)
+		}
+		podman(t, args...)
+	}
+	removeContainers(t, names...)
+
+	tc := name("tailcar")
+	removeContainers(t, tc)
+	pos := t.TempDir()
+	if err := os.Chmod(pos, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	podman(t, "run", "-d", "--name", tc, "--read-only", "--user", "0",
+		"-v", root+":/var/log:ro", "-v", pos+":/var/lib/tailcar",
+		"-e", "TAILCAR_PATHS=/var/log/containers/*.log", "-e", "TAILCAR_SYMLINK_ROOTS=/var/log/pods",
+		"-e", "TAILCAR_FORMAT=auto", "-e", "TAILCAR_PATH_TAGS=kubernetes",
+		"-e", "TAILCAR_POSITIONS=/var/lib/tailcar/positions", "-e", "TAILCAR_DRAIN_DELAY=1s",
+		"-e", "TAILCAR_ENV_TAGS=_node_name_", "-e", "_node_name_=node-1",
+		tailcarImage)
+	const want = 1000*2 + 40 + 2
+	waitUntil(t, 60*time.Second, "every line", func() bool { return len(records(t, tc)) >= want })
+	podman(t, "stop", "-t", "30", tc)
+	recs := records(t, tc)
+
+	byApp := map[string][]map[string]any{}
+	for _, r := range recs {
+		if r["_namespace_"] != "shop" || r["_node_name_"] != "node-1" || r["_pod_name_"] == nil || r["_container_id_"] == nil {
+			t.Fatalf("record without its tags: %v", r)
+		}
+		if _, err := time.Parse(time.RFC3339Nano, fmt.Sprint(r["@timestamp"])); err != nil || r["observed_timestamp"] == nil {
+			t.Fatalf("record without the runtime's time: %v", r)
+		}
+		c, _ := r["_container_name_"].(string)
+		byApp[c] = append(byApp[c], r)
+	}
+	for _, stream := range []string{"stdout", "stderr"} {
+		var of []map[string]any
+		for _, r := range byApp["nginx"] {
+			if r["stream"] == stream {
+				of = append(of, r)
+			}
+		}
+		if c := tally(t, of, 1000); c.Missing != 0 || c.Duplicated != 0 {
+			t.Errorf("nginx %s: %s", stream, c)
+		}
+	}
+	big := byApp["big"]
+	if c := tally(t, big, 40); c.Missing != 0 || c.Duplicated != 0 {
+		t.Errorf("100 KiB lines: %s", c)
+	}
+	for _, r := range big {
+		if msg, _ := r["message"].(string); len(msg) < 100<<10 || r["truncated"] != nil {
+			t.Fatalf("a 100 KiB line arrived as %d bytes (truncated %v): its P chunks were not joined", len(msg), r["truncated"])
+		}
+	}
+	sh := byApp["sh"]
+	if len(sh) != 2 || sh[1]["message"] != "last without newline seq=2" {
+		t.Errorf("the line without a newline: %v", sh)
+	}
+	if len(recs) != want {
+		t.Errorf("%d records, want %d", len(recs), want)
+	}
+}

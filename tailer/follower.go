@@ -498,7 +498,17 @@ func (f *Follower) decideDeferred(ctx context.Context) error {
 		}
 	}
 	f.recheck = f.recheck[:0]
-	return f.startFiles(ctx, found, false)
+	if err := f.startFiles(ctx, found, false); err != nil {
+		return err
+	}
+	for id := range found {
+		if f.files[id] != nil {
+			// Decided and followed: one scan brings the watches, the
+			// checkpoints' paths and the file list of /metrics up to date.
+			f.needScan = true
+		}
+	}
+	return nil
 }
 
 // startDeferred decides the files found before the drain whose decision

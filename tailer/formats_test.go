@@ -258,7 +258,6 @@ func TestFollower_KubeletLayoutThousandContainers(t *testing.T) {
 	}
 }
 
-
 // Ensure the kubelet's rotation under load loses and repeats nothing: the
 // runtime writes on, the kubelet renames 0.log to 0.log.<time> and the
 // runtime reopens 0.log, then the old file is gzipped and deleted; tailcar
