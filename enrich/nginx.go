@@ -29,6 +29,10 @@ var (
 	keyHTTPUserAgent  = []byte("http_user_agent")
 )
 
+// nginxKeys are every field the nginx parser may give.
+var nginxKeys = [][]byte{keyRemoteAddr, keyRemoteIdent, keyRemoteUser, keyTimeLocal, keyRequest, keyRequestMethod,
+	keyRequestURI, keyServerProtocol, keyStatus, keyBodyBytesSent, keyHTTPReferer, keyHTTPUserAgent}
+
 type nginxParser struct{}
 
 // parse reads one access line into f.

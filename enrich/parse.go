@@ -53,8 +53,12 @@ type Parser struct {
 	messageKeys [][]byte
 	timeKeys    [][]byte
 	groups      [][]byte // regex group names, by submatch index
-	nginx       nginxParser
-	json        JSONScanner
+	// fixedKeys: the format's field names are known and distinct (nginx),
+	// so they need no check for repeats; renameAny says whether any of them
+	// is taken.
+	fixedKeys, renameAny bool
+	nginx                nginxParser
+	json                 JSONScanner
 }
 
 // NewParser checks cfg and returns its Parser.
@@ -73,8 +77,15 @@ func NewParser(cfg ParserConfig) (*Parser, error) {
 		p.timeKeys = append(p.timeKeys, []byte(k))
 	}
 	switch cfg.Format {
-	case ParseJSON, ParseLogfmt, ParseNginx:
+	case ParseJSON, ParseLogfmt:
+		p.renameAny = true
+	case ParseNginx:
+		p.fixedKeys = true
+		for _, k := range nginxKeys {
+			p.renameAny = p.renameAny || p.taken[string(k)]
+		}
 	case ParseRegex:
+		p.renameAny = true
 		if cfg.Regex == nil {
 			return nil, fmt.Errorf("the regex parser needs an expression")
 		}
@@ -204,7 +215,7 @@ func (p *Parser) Parse(line []byte, f *Fields) bool {
 func (p *Parser) settle(f *Fields) bool {
 	for i := range f.members {
 		for j := range i {
-			if bytes.Equal(f.members[i].key, f.members[j].key) {
+			if !p.fixedKeys && bytes.Equal(f.members[i].key, f.members[j].key) {
 				return false // the same key twice: which one would be meant?
 			}
 		}
@@ -236,6 +247,9 @@ func (p *Parser) settle(f *Fields) bool {
 	}
 	// A renamed field must not meet another field of its new name.
 	for i := range f.members {
+		if !p.renameAny {
+			break
+		}
 		m := &f.members[i]
 		if m.skip || !p.taken[string(m.key)] {
 			continue

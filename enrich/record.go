@@ -69,10 +69,41 @@ func NewEncoder(tags []Tag) (*Encoder, error) {
 	return &Encoder{tags: enc}, nil
 }
 
-// timestampLayout keeps all nine fractional digits: RFC3339Nano drops
-// trailing zeros, and a record read on a whole second would then carry
-// no sub-second digits at all, which the contract forbids.
-const timestampLayout = "2006-01-02T15:04:05.000000000Z07:00"
+// AppendTimestamp appends t in UTC as RFC 3339 with all nine fractional
+// digits (RFC3339Nano drops trailing zeros, and a record read on a whole
+// second would then carry no sub-second digits at all, which the contract
+// forbids). It is time.AppendFormat's result for that layout, written
+// directly: the layout interpreter was a fifth of the cost of a parsed
+// record. Years outside 0–9999 cannot reach it (event times are checked).
+func AppendTimestamp(dst []byte, t time.Time) []byte {
+	t = t.UTC()
+	year, month, day := t.Date()
+	hour, minute, sec := t.Clock()
+	dst = appendDigits(dst, year, 4)
+	dst = append(dst, '-')
+	dst = appendDigits(dst, int(month), 2)
+	dst = append(dst, '-')
+	dst = appendDigits(dst, day, 2)
+	dst = append(dst, 'T')
+	dst = appendDigits(dst, hour, 2)
+	dst = append(dst, ':')
+	dst = appendDigits(dst, minute, 2)
+	dst = append(dst, ':')
+	dst = appendDigits(dst, sec, 2)
+	dst = append(dst, '.')
+	dst = appendDigits(dst, t.Nanosecond(), 9)
+	return append(dst, 'Z')
+}
+
+// appendDigits appends v, 0 <= v < 10^width, zero-padded to width digits.
+func appendDigits(dst []byte, v, width int) []byte {
+	var buf [9]byte
+	for i := width - 1; i >= 0; i-- {
+		buf[i] = byte('0' + v%10)
+		v /= 10
+	}
+	return append(dst, buf[:width]...)
+}
 
 // Record is what one record is made of.
 type Record struct {
@@ -101,7 +132,7 @@ func (e *Encoder) AppendRecord(dst []byte, r Record) []byte {
 		stamp = r.Event
 	}
 	dst = append(dst, `{"@timestamp":"`...)
-	dst = stamp.UTC().AppendFormat(dst, timestampLayout)
+	dst = AppendTimestamp(dst, stamp)
 	dst = append(dst, '"')
 	switch {
 	case r.Fields == nil || r.Fields.message == messageLine:
@@ -124,7 +155,7 @@ func (e *Encoder) AppendRecord(dst []byte, r Record) []byte {
 	}
 	if !r.Event.IsZero() {
 		dst = append(dst, `,"observed_timestamp":"`...)
-		dst = r.Read.UTC().AppendFormat(dst, timestampLayout)
+		dst = AppendTimestamp(dst, r.Read)
 		dst = append(dst, '"')
 	}
 	if r.Fields != nil {

@@ -118,3 +118,22 @@ func BenchmarkAppendRecord(b *testing.B) {
 		buf = enc.AppendRecord(buf[:0], Record{Read: now, Path: "/var/log/nginx/access.log", Message: msg})
 	}
 }
+
+// Ensure AppendTimestamp writes what time.AppendFormat writes for RFC 3339
+// with nine fractional digits, for times across the years 1–9999.
+func TestAppendTimestamp_MatchesTheLayout(t *testing.T) {
+	const layout = "2006-01-02T15:04:05.000000000Z07:00"
+	times := []time.Time{
+		time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC),
+		time.Date(2026, 12, 2, 10, 0, 0, 0, time.FixedZone("x", -3600)),
+	}
+	for i := range 10000 {
+		times = append(times, time.Unix(int64(i)*24_000_000+int64(i)*7919, int64(i)*104729%1e9))
+	}
+	for _, tm := range times {
+		if got, want := string(AppendTimestamp(nil, tm)), tm.UTC().Format(layout); got != want {
+			t.Fatalf("AppendTimestamp(%v) = %s, want %s", tm, got, want)
+		}
+	}
+}
