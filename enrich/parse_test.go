@@ -429,3 +429,28 @@ func FuzzParser(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkJSONWithEncodingJSON is the standard library's way to take a
+// line's top-level fields, for the README's design decision: decoding into
+// map[string]json.RawMessage (duplicate keys silently kept once, nesting
+// unbounded up to its own limit) before the same record is encoded.
+func BenchmarkJSONWithEncodingJSON(b *testing.B) {
+	enc := mustEncoder(b, Tag{"_pod_name_", "web"})
+	line := []byte(`{"time":"2026-12-02T10:00:00.123456789Z","level":"INFO","msg":"order placed","order":42,"user":{"id":7},"path":"/api/v1/cart","took_ms":12.5}`)
+	b.SetBytes(int64(len(line)))
+	b.ReportAllocs()
+	var buf []byte
+	for b.Loop() {
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(line, &m); err != nil {
+			b.Fatal(err)
+		}
+		buf = enc.AppendRecord(buf[:0], Record{Read: parseReadAt, Path: "/var/log/app.log", Message: line})
+		for k, v := range m {
+			buf = append(buf, ',')
+			buf = AppendString(buf, []byte(k))
+			buf = append(buf, ':')
+			buf = append(buf, v...)
+		}
+	}
+}

@@ -17,7 +17,8 @@ const (
 	// after it last changed size, for an app that still writes to the old
 	// file; then it is finished, partial last line included, and closed.
 	DefaultRotateWait = 5 * time.Second
-	// DefaultMultilineWait closes a multiline record when no line has
+	// DefaultMultilineWait closes a multiline record, or a container line
+	// whose last chunk never came (an app that exited mid-line), when no line has
 	// followed it for this long, so the last one is not held forever.
 	DefaultMultilineWait = time.Second
 	// DefaultMaxOpen bounds open descriptors; idle files beyond it are

@@ -156,7 +156,7 @@ func (f *Follower) Run(ctx context.Context, finish <-chan struct{}, out Handler)
 		if err := f.readQueued(ctx); err != nil {
 			return err
 		}
-		if f.cfg.Multiline != nil && !multilineArmed && f.assembling() {
+		if !multilineArmed && f.assembling() {
 			multiline.Reset(f.cfg.MultilineWait)
 			multilineArmed = true
 		}
@@ -311,11 +311,12 @@ func (f *Follower) closable(fl *file) bool {
 	return !isQueued && fl.closable()
 }
 
-// assembling reports whether any multiline record waits for more lines.
+// assembling reports whether any record (container chunks, a multiline
+// record) waits for more lines.
 func (f *Follower) assembling() bool {
 	for _, fl := range f.files {
 		for i := range fl.streams {
-			if fl.streams[i].record.active {
+			if fl.streams[i].record.active || fl.streams[i].chunks.active {
 				return true
 			}
 		}

@@ -332,3 +332,28 @@ func TestFollower_KubeletRotationUnderLoad(t *testing.T) {
 		t.Fatalf("lost %d (first %v), repeated %d", c.Missing, c.FirstMissing(10), c.Duplicated)
 	}
 }
+
+// Ensure a container line whose last chunk never comes (the app printed
+// without a newline and exited, and conmon wrote a P) is shipped once
+// nothing has followed it for the multiline wait, without waiting for a
+// stop.
+func TestFollower_CRIPartialLastLineIsShipped(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "0.log")
+	appendText(t, path, fmt.Sprintf("%s stdout F first seq=1\n%s stdout P last without newline seq=2\n", criTime(1), criTime(2)))
+	cfg := testConfig(t, dir, "*.log")
+	cfg.Format = FormatCRI
+	r := startFollower(t, cfg)
+	waitFor(t, 10*time.Second, "the partial last line", func() bool { return len(r.c.snapshot()) == 2 })
+	got := r.c.snapshot()
+	if string(got[1].Text) != "last without newline seq=2" || got[1].Stream != "stdout" {
+		t.Fatalf("last record %q on %q", got[1].Text, got[1].Stream)
+	}
+	if fi, _ := os.Stat(path); got[1].Ack != fi.Size() {
+		t.Fatalf("ack %d, want the end of the file %d", got[1].Ack, fi.Size())
+	}
+	r.stop(t)
+	if n := len(r.c.snapshot()); n != 2 {
+		t.Fatalf("%d records after the stop, want 2: the partial line shipped twice", n)
+	}
+}

@@ -99,6 +99,7 @@ func (f *Follower) join(ctx context.Context, fl *file, c chunk, start, end int64
 	p.add(c.content, f.cfg.MaxRecordBytes, cut)
 	p.end = end
 	if c.partial {
+		p.at = time.Now()
 		return nil
 	}
 	text, joinedCut := p.take()
@@ -206,11 +207,27 @@ func (f *Follower) flushFile(ctx context.Context, fl *file) error {
 	}
 }
 
-// flushIdleRecords hands over multiline records that no line has followed
-// for MultilineWait, and reports whether any record is still in assembly.
+// flushIdleRecords hands over what no line has followed for
+// MultilineWait: a line whose last container chunk never came (an app
+// that printed a partial line and went quiet, or exited), then multiline
+// records. It reports whether any record is still in assembly.
 func (f *Follower) flushIdleRecords(ctx context.Context, now time.Time) (bool, error) {
 	waiting := false
 	for _, fl := range f.files {
+		for i := range fl.streams {
+			c := &fl.streams[i].chunks
+			if !c.active {
+				continue
+			}
+			if now.Sub(c.at) < f.cfg.MultilineWait {
+				waiting = true
+				continue
+			}
+			text, cut := c.take()
+			if err := f.assemble(ctx, fl, i, text, c.start, c.end, c.time, cut, false); err != nil {
+				return waiting, err
+			}
+		}
 		for i := range fl.streams {
 			r := &fl.streams[i].record
 			if !r.active {
