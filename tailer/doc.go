@@ -6,6 +6,7 @@
 // A reader finds each concern by its file name:
 //
 //	follower.go     the Follower and its loop: when to scan, when to read
+//	events.go       file events: changes that settle, opens that put a file at risk, polling
 //	file.go         one followed file generation and its state
 //	discover.go     which paths match, and which are refused (symlinks, own files)
 //	watch.go        inotify: file changes that settle, opens that cannot wait
