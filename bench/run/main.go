@@ -578,39 +578,32 @@ func (b *bench) run(lines int, idle time.Duration) error {
 			`TAILCAR_PARSE_REGEX=^(?P<remote_addr>\S+) \S+ (?P<remote_user>\S+) \[(?P<time>[^\]]+)\] "(?P<request>[^"]*)" (?P<status>\d+) (?P<body_bytes_sent>\d+)`,
 			"TAILCAR_TIME_FORMAT=02/Jan/2006:15:04:05 -0700")
 
-		jsonFile := filepath.Join(dir, "w1.json")
-		fmt.Fprintf(os.Stderr, "W1-json: writing %d lines to %s\n", lines, jsonFile)
-		if err := writeWith(jsonFile, 1, lines, jsonLine); err != nil {
+		// Workloads on a file of their own, each against the floor on it.
+		onOwnFile := func(workload, name string, line func([]byte, int) []byte, extra string) error {
+			path := filepath.Join(dir, name)
+			defer os.Remove(path)
+			fmt.Fprintf(os.Stderr, "%s: writing %d lines to %s\n", workload, lines, path)
+			if err := writeWith(path, 1, lines, line); err != nil {
+				return err
+			}
+			var floor row
+			for i := range 2 {
+				fmt.Fprintf(os.Stderr, "%s: floor, run %d\n", workload, i+1)
+				fl := b.w1Every(workload, "floor", exec.Command(b.floor, "-file", path, "-url", "http://"+b.recv.addr+"/"), lines, 1)
+				if floor.cpu == 0 || fl.cpu < floor.cpu {
+					floor = fl
+				}
+			}
+			b.rows = append(b.rows, floor)
+			variant(workload, path, floor, 1, extra)
+			return nil
+		}
+		if err := onOwnFile("W1-json", "w1.json", jsonLine, "TAILCAR_PARSE=json"); err != nil {
 			return err
 		}
-		var jsonFloor row
-		for i := range 2 {
-			fmt.Fprintf(os.Stderr, "W1-json: floor, run %d\n", i+1)
-			fl := b.w1Every("W1-json", "floor", exec.Command(b.floor, "-file", jsonFile, "-url", "http://"+b.recv.addr+"/"), lines, 1)
-			if jsonFloor.cpu == 0 || fl.cpu < jsonFloor.cpu {
-				jsonFloor = fl
-			}
-		}
-		b.rows = append(b.rows, jsonFloor)
-		variant("W1-json", jsonFile, jsonFloor, 1, "TAILCAR_PARSE=json")
-		os.Remove(jsonFile)
-
-		criFile := filepath.Join(dir, "w1.cri")
-		fmt.Fprintf(os.Stderr, "W1-cri: writing %d lines to %s\n", lines, criFile)
-		if err := writeWith(criFile, 1, lines, criLine); err != nil {
+		if err := onOwnFile("W1-cri", "w1.cri", criLine, "TAILCAR_FORMAT=cri"); err != nil {
 			return err
 		}
-		var criFloor row
-		for i := range 2 {
-			fmt.Fprintf(os.Stderr, "W1-cri: floor, run %d\n", i+1)
-			fl := b.w1Every("W1-cri", "floor", exec.Command(b.floor, "-file", criFile, "-url", "http://"+b.recv.addr+"/"), lines, 1)
-			if criFloor.cpu == 0 || fl.cpu < criFloor.cpu {
-				criFloor = fl
-			}
-		}
-		b.rows = append(b.rows, criFloor)
-		variant("W1-cri", criFile, criFloor, 1, "TAILCAR_FORMAT=cri")
-		os.Remove(criFile)
 	}
 
 	if b.want("W2") {
