@@ -20,6 +20,3 @@ func (f Filter) Keep(line []byte) bool {
 	}
 	return f.Drop == nil || !f.Drop.Match(line)
 }
-
-// Active reports whether the filter can drop anything.
-func (f Filter) Active() bool { return f.Include != nil || f.Drop != nil }
