@@ -8,6 +8,9 @@ LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 CACHE      := $(CURDIR)/.cache
 VL_VERSION := v1.52.1
 VL_BIN     := $(CACHE)/bin/victoria-logs-$(VL_VERSION)
+# The Collector's core and contrib modules share this version.
+OTELCOL_VERSION := v0.161.0
+OTELCOL_BIN     := $(CACHE)/bin/otelcol-tailcar-$(OTELCOL_VERSION)
 
 # Containers: podman with the settings that work on these machines.
 PODMAN      := CONTAINERS_CONF=$(CURDIR)/examples/container/containers.conf podman
@@ -31,7 +34,7 @@ demo: build
 
 ## test: vet, gofmt, every test with the race detector, then the container end-to-end tests
 test: deps vet fmt-check
-	TAILCAR_VICTORIALOGS=$(VL_BIN) $(GO) test -race -count=1 -timeout 20m ./...
+	TAILCAR_VICTORIALOGS=$(VL_BIN) TAILCAR_OTELCOL=$(OTELCOL_BIN) $(GO) test -race -count=1 -timeout 20m ./...
 	$(GO) test -count=1 -run 'Allocat|NoAlloc' ./...
 	$(MAKE) e2e
 
@@ -42,8 +45,8 @@ fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
-## deps: apt packages (logrotate, nginx) and pinned test servers (VictoriaLogs)
-deps: $(VL_BIN)
+## deps: apt packages (logrotate, nginx) and pinned test servers (VictoriaLogs, an OpenTelemetry Collector)
+deps: $(VL_BIN) $(OTELCOL_BIN)
 	@sh .ci/apt-need logrotate=logrotate /usr/sbin/nginx=nginx-light
 
 $(VL_BIN):
@@ -51,6 +54,14 @@ $(VL_BIN):
 	@mkdir -p $(CACHE)/bin $(CACHE)/vl-build
 	GOBIN=$(CACHE)/vl-build $(GO) install github.com/VictoriaMetrics/VictoriaLogs/app/victoria-logs@$(VL_VERSION)
 	mv $(CACHE)/vl-build/victoria-logs $@
+
+$(OTELCOL_BIN): .ci/otelcol-builder.yaml
+	@echo "building an OpenTelemetry Collector $(OTELCOL_VERSION) with the official builder (once; cached in $(CACHE))"
+	@mkdir -p $(CACHE)/bin $(CACHE)/otelcol-build
+	GOBIN=$(CACHE)/otelcol-build $(GO) install go.opentelemetry.io/collector/cmd/builder@$(OTELCOL_VERSION)
+	sed -e 's|@OUTPUT@|$(CACHE)/otelcol-build/dist|' -e 's|@VERSION@|$(OTELCOL_VERSION)|g' .ci/otelcol-builder.yaml > $(CACHE)/otelcol-build/manifest.yaml
+	$(CACHE)/otelcol-build/builder --config $(CACHE)/otelcol-build/manifest.yaml
+	mv $(CACHE)/otelcol-build/dist/otelcol-tailcar $@
 
 ## bench: W1 throughput vs the floor, W2 many files, W0 no lines, W3 idle (metrics off and on), stop time; prints a table in about 3 minutes, never fails on speed
 bench: build

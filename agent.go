@@ -68,7 +68,7 @@ func newAgent(cfg *Config, sink ship.Sink, log zerolog.Logger) (*agent, error) {
 		Settle: min(max(cfg.BatchWait, 10*time.Millisecond), 5*time.Second),
 	})
 	a := &agent{cfg: cfg, log: log, positions: positions, follower: follower, shipper: shipper,
-		pipe: &pipeline{enc: cfg.encoder, filter: cfg.filter, parser: cfg.parser, paths: cfg.pathTagger, shipper: shipper}, heartbeat: heartbeat}
+		pipe: newPipeline(cfg, shipper), heartbeat: heartbeat}
 	a.metrics = &metrics{follower: follower, shipper: shipper, positions: positions, pipe: a.pipe,
 		sends: sends, heartbeat: cfg.heartbeatPath(), maxAge: cfg.ProbeMaxAge}
 	if cfg.MetricsAddr != "" {

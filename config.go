@@ -67,7 +67,7 @@ type Config struct {
 	// Drop drops matching lines.
 	Drop string `envconfig:"DROP" desc:"RE2 on the line: matching lines are not shipped; their offsets are acknowledged all the same"`
 	// Sink is where records go.
-	Sink string `envconfig:"SINK" default:"stdout" desc:"stdout, http, elasticsearch or loki"`
+	Sink string `envconfig:"SINK" default:"stdout" desc:"stdout, http, elasticsearch, loki or otlp"`
 	// SinkURL is the backend's base URL.
 	SinkURL string `envconfig:"SINK_URL" desc:"base URL of the backend; required for network sinks; path and query are kept"`
 	// SinkHeaders are extra HTTP headers.
@@ -122,7 +122,8 @@ type Config struct {
 	// Derived once by loadConfig; never read from the environment directly.
 	envTagsVar string       // the variable the env tag names came from
 	tagValues  []enrich.Tag // env tags that are set, then static tags
-	encoder    *enrich.Encoder
+	encoder    recordEncoder
+	resources  *enrich.Resources // the OTLP sink's; nil for the others
 	parser     *enrich.Parser // nil for TAILCAR_PARSE=none
 	format     tailer.Format
 	pathTagger *enrich.PathTagger // nil without TAILCAR_PATH_TAGS
@@ -244,7 +245,7 @@ func (c *Config) validate() error {
 func (c *Config) validateSink() error {
 	switch c.Sink {
 	case "stdout":
-	case "http", "elasticsearch", "loki":
+	case "http", "elasticsearch", "loki", "otlp":
 		if c.SinkURL == "" {
 			return bad("SINK_URL", "required for the %s sink", c.Sink)
 		}
@@ -256,7 +257,7 @@ func (c *Config) validateSink() error {
 			return bad("SINK_URL", "invalid port %q in %q: want 1-65535", port, ship.RedactURL(c.SinkURL))
 		}
 	default:
-		return bad("SINK", "must be stdout, http, elasticsearch or loki, not %q", c.Sink)
+		return bad("SINK", "must be stdout, http, elasticsearch, loki or otlp, not %q", c.Sink)
 	}
 	switch c.Compression {
 	case "none", "gzip", "zstd":
@@ -353,6 +354,11 @@ func (c *Config) derive(lookupEnv func(string) (string, bool)) error {
 	}
 	if err := c.deriveContainers(); err != nil {
 		return err
+	}
+	if c.Sink == "otlp" {
+		// Tags and path tags are the resource, not fields of each record.
+		c.encoder = enrich.NewOTLPEncoder()
+		c.resources = enrich.NewResources(c.tagValues, c.pathTagger)
 	}
 	return c.deriveParsing()
 }

@@ -129,6 +129,8 @@ func newSink(cfg *Config, stdout io.Writer) (ship.Sink, error) {
 		return ship.NewElasticsearch(ep, cfg.ESIndex)
 	case "loki":
 		return ship.NewLoki(ep, cfg.lokiLabels())
+	case "otlp":
+		return ship.NewOTLP(ep, version)
 	default:
 		return ship.NewHTTP(ep)
 	}

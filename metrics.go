@@ -142,6 +142,7 @@ func (m *metrics) write(w io.Writer, now time.Time) {
 	e.sample(mDropped, `reason="rejected_4xx"`, float64(st.Rejected))
 	e.sample(mDropped, `reason="poison"`, float64(st.Poison))
 	e.sample(mDropped, `reason="too_large"`, float64(st.TooLarge))
+	e.sample(mDropped, `reason="partial_success"`, float64(st.PartiallyRejected))
 	e.one(mParseFailed, "counter", "Lines TAILCAR_PARSE could not parse, shipped as they are.", float64(m.pipe.parseFailed.Load()))
 	e.one(mTimeFallback, "counter", "Records without a readable event time, stamped with the read time.", float64(m.pipe.timeFallback.Load()))
 	e.one(mRetried, "counter", "Records sent again by retries.", float64(st.Resent))

@@ -14,15 +14,23 @@ import (
 // the tailer → enrich → ship path, one line at a time, without allocating.
 // In order: the filters, the parser, the event's time, the encoding.
 type pipeline struct {
-	enc     *enrich.Encoder
+	enc     recordEncoder
 	filter  enrich.Filter
 	parser  *enrich.Parser     // nil: TAILCAR_PARSE=none
-	paths   *enrich.PathTagger // nil: no TAILCAR_PATH_TAGS
+	paths   *enrich.PathTagger // nil: no TAILCAR_PATH_TAGS, or they are resources
+	// resources, for the OTLP sink, give each file's resource.
+	resources *enrich.Resources
 	shipper *ship.Shipper
 	buf     []byte
 	fields  enrich.Fields
 	// Counters that metrics read; only Handle writes them.
 	truncated, filtered, parseFailed, timeFallback atomic.Int64
+}
+
+// recordEncoder appends one record in the sink's encoding: a JSON object
+// (enrich.Encoder) or an OTLP LogRecord (enrich.OTLPEncoder).
+type recordEncoder interface {
+	AppendRecord(dst []byte, r enrich.Record) []byte
 }
 
 // Handle encodes one line and adds it to the batch being filled.
@@ -59,8 +67,12 @@ func (p *pipeline) Handle(ctx context.Context, l tailer.Line) error {
 		}
 	}
 	p.buf = p.enc.AppendRecord(p.buf[:0], rec)
+	var resource []byte
+	if p.resources != nil {
+		resource = p.resources.For(l.Path)
+	}
 	return p.shipper.Add(ctx, p.buf, ship.Meta{
-		Ack: ack, Pos: l.End, ReadAt: now, Event: eventOrRead(rec.Event, now), Since: l.Since,
+		Ack: ack, Pos: l.End, ReadAt: now, Event: eventOrRead(rec.Event, now), Since: l.Since, Resource: resource,
 	})
 }
 
@@ -78,3 +90,13 @@ func (p *pipeline) CaughtUp() { p.shipper.Flush() }
 type positionsAcker struct{ p *tailer.Positions }
 
 func (a positionsAcker) Ack(x ship.Ack) { a.p.Ack(x.Source, x.Offset) }
+
+// newPipeline builds the pipeline of the configuration.
+func newPipeline(cfg *Config, shipper *ship.Shipper) *pipeline {
+	p := &pipeline{enc: cfg.encoder, filter: cfg.filter, parser: cfg.parser, paths: cfg.pathTagger,
+		resources: cfg.resources, shipper: shipper}
+	if p.resources != nil {
+		p.paths = nil // the path tags are in the resource
+	}
+	return p
+}

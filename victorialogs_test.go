@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tailcar/tailcar/enrich"
 	"github.com/tailcar/tailcar/examples/loggen/seq"
 )
 
@@ -166,7 +167,7 @@ func peakRSS(t *testing.T, pid int) int {
 }
 
 // Ensure each network sink delivers every line to a real VictoriaLogs,
-// with every tag, across a 10 s outage of the backend, with bounded memory,
+// with every tag (OTLP's as resource attributes), across a 10 s outage of the backend, with bounded memory,
 // and exits 0 after SIGTERM.
 func TestSinks_VictoriaLogsOutage(t *testing.T) {
 	victoriaLogsBinary(t)
@@ -174,6 +175,8 @@ func TestSinks_VictoriaLogsOutage(t *testing.T) {
 		{"elasticsearch", "/insert/elasticsearch?_msg_field=message&_time_field=@timestamp"},
 		{"loki", "/insert?_msg_field=message"},
 		{"http", "/insert/jsonline?_msg_field=message&_time_field=@timestamp"},
+		// OTLP: <url>/v1/logs is VictoriaLogs' /insert/opentelemetry/v1/logs.
+		{"otlp", "/insert/opentelemetry"},
 	} {
 		t.Run(sink.name, func(t *testing.T) {
 			t.Parallel()
@@ -217,6 +220,9 @@ func TestSinks_VictoriaLogsOutage(t *testing.T) {
 				msg, _ := f["_msg"].(string)
 				msgs = append(msgs, msg)
 				for k, v := range withEnv(podEnv, map[string]string{"cluster": "prod-eu"}) {
+					if name, ok := enrich.ResourceNames[k]; ok && sink.name == "otlp" {
+						k = name // resource attributes, named by the semantic conventions
+					}
 					if f[k] != v {
 						t.Fatalf("row %d: %s = %v, want %q: %v", i, k, f[k], v, r)
 					}

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	logspb "go.opentelemetry.io/proto/otlp/logs/v1"
+	"google.golang.org/protobuf/proto"
 )
 
 var parseReadAt = time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
@@ -361,23 +363,30 @@ func TestParser_NoAllocationsPerLine(t *testing.T) {
 		p    *Parser
 		line []byte
 	}{{"json", mustParser(t, ParseJSON), jsonLine}, {"nginx", mustParser(t, ParseNginx), nginxLine}} {
-		var f Fields
-		var buf []byte
-		parsed := 0
-		allocs := testing.AllocsPerRun(1000, func() {
-			if !filter.Keep(tc.line) {
-				return
+		for _, e := range []struct {
+			name string
+			enc  interface {
+				AppendRecord([]byte, Record) []byte
 			}
-			if tc.p.Parse(tc.line, &f) {
-				parsed++
+		}{{"json record", enc}, {"otlp record", NewOTLPEncoder()}} {
+			var f Fields
+			var buf []byte
+			parsed := 0
+			allocs := testing.AllocsPerRun(1000, func() {
+				if !filter.Keep(tc.line) {
+					return
+				}
+				if tc.p.Parse(tc.line, &f) {
+					parsed++
+				}
+				buf = e.enc.AppendRecord(buf[:0], Record{Read: parseReadAt, Event: f.Time, Path: "/var/log/app.log", Message: tc.line, Fields: &f})
+			})
+			if parsed != 1001 || f.Time.IsZero() {
+				t.Fatalf("%s: parsed %d of 1001 lines, time %v: the measure proves nothing", tc.name, parsed, f.Time)
 			}
-			buf = enc.AppendRecord(buf[:0], Record{Read: parseReadAt, Event: f.Time, Path: "/var/log/app.log", Message: tc.line, Fields: &f})
-		})
-		if parsed != 1001 || f.Time.IsZero() {
-			t.Fatalf("%s: parsed %d of 1001 lines, time %v: the measure proves nothing", tc.name, parsed, f.Time)
-		}
-		if allocs != 0 {
-			t.Errorf("%s: %.1f allocations per line, want 0", tc.name, allocs)
+			if allocs != 0 {
+				t.Errorf("%s to %s: %.1f allocations per line, want 0", tc.name, e.name, allocs)
+			}
 		}
 	}
 }
@@ -405,6 +414,18 @@ func BenchmarkParser(b *testing.B) {
 				buf = enc.AppendRecord(buf[:0], Record{Read: parseReadAt, Event: f.Time, Path: "/var/log/app.log", Message: line, Fields: &f})
 			}
 		})
+		b.Run(tc.name+"-otlp", func(b *testing.B) {
+			var f Fields
+			var buf []byte
+			otlp := NewOTLPEncoder()
+			line := []byte(tc.line)
+			b.SetBytes(int64(len(line)))
+			b.ReportAllocs()
+			for b.Loop() {
+				tc.p.Parse(line, &f)
+				buf = otlp.AppendRecord(buf[:0], Record{Read: parseReadAt, Event: f.Time, Path: "/var/log/app.log", Message: line, Fields: &f})
+			}
+		})
 	}
 }
 
@@ -413,6 +434,7 @@ func FuzzParser(f *testing.F) {
 	f.Add(`10.0.0.1 - - [02/Dec/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 5 "-" "ua"`)
 	f.Add(`a=1 b="x y" c`)
 	enc, _ := NewEncoder([]Tag{{"_pod_name_", "w"}})
+	otlp := NewOTLPEncoder()
 	parsers := []*Parser{mustParser(f, ParseJSON, "_pod_name_"), mustParser(f, ParseNginx), mustParser(f, ParseLogfmt), mustParser(f, ParseRegex)}
 	f.Fuzz(func(t *testing.T, line string) {
 		for _, p := range parsers {
@@ -426,6 +448,10 @@ func FuzzParser(f *testing.F) {
 				t.Fatalf("invalid JSON for %q: %s", line, out)
 			}
 			requireNoDuplicateKeys(t, out)
+			var lr logspb.LogRecord
+			if err := proto.Unmarshal(otlp.AppendRecord(nil, r), &lr); err != nil {
+				t.Fatalf("invalid LogRecord for %q: %v", line, err)
+			}
 		}
 	})
 }

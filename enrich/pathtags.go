@@ -82,18 +82,8 @@ func (t *PathTagger) Encoded(path string) []byte {
 	if len(t.cache) >= maxPathTagCache {
 		clear(t.cache)
 	}
-	var tags []Tag
-	if t.re == nil {
-		tags = KubernetesPathTags(path)
-	} else if m := t.re.FindStringSubmatch(path); m != nil {
-		for i, n := range t.re.SubexpNames() {
-			if n != "" && m[i] != "" {
-				tags = append(tags, Tag{n, m[i]})
-			}
-		}
-	}
 	var enc []byte
-	for _, tag := range tags {
+	for _, tag := range t.Tags(path) {
 		enc = append(enc, ',')
 		enc = appendStringFromString(enc, tag.Name)
 		enc = append(enc, ':')
@@ -101,6 +91,24 @@ func (t *PathTagger) Encoded(path string) []byte {
 	}
 	t.cache[path] = enc
 	return enc
+}
+
+// Tags returns path's fields, computed afresh on every call.
+func (t *PathTagger) Tags(path string) []Tag {
+	if t.re == nil {
+		return KubernetesPathTags(path)
+	}
+	m := t.re.FindStringSubmatch(path)
+	if m == nil {
+		return nil
+	}
+	var tags []Tag
+	for i, n := range t.re.SubexpNames() {
+		if n != "" && m[i] != "" {
+			tags = append(tags, Tag{n, m[i]})
+		}
+	}
+	return tags
 }
 
 // KubernetesPathTags reads the fields of the kubelet's log paths:

@@ -17,6 +17,8 @@ type Batch struct {
 	// Groups are the resource encodings that Record.Group indexes, for a
 	// sink that sends records grouped by their tags (OTLP).
 	Groups [][]byte
+	// groupOf finds a resource's index in Groups.
+	groupOf map[string]uint32
 
 	// due is when the batch must leave.
 	due time.Time
@@ -33,6 +35,10 @@ type Batch struct {
 	scratch []byte
 	// dropNote says why the first record a sink dropped was refused.
 	dropNote string
+	// partial counts records the backend said it refused without saying
+	// which (an OTLP partial success): accepted, and counted as dropped.
+	partial     int
+	partialNote string
 }
 
 // Record locates one record in Batch.Data and says what it acknowledges.
@@ -73,14 +79,34 @@ type Meta struct {
 	// Since is when the record was known to be there: the batch wait
 	// counts from then.
 	Since time.Time
-	Group uint32
+	// Resource is the encoded resource the record belongs to, for a sink
+	// that groups records by it; nil for the others. Its bytes must not
+	// change afterwards: batches keep them without a copy.
+	Resource []byte
 }
 
 func (b *Batch) add(rec []byte, m Meta) {
 	b.Data = append(b.Data, rec...)
 	b.Data = append(b.Data, '\n')
 	b.Records = append(b.Records, Record{stop: len(b.Data), Ack: m.Ack, Pos: m.Pos,
-		Read: m.ReadAt.UnixNano(), Event: m.Event.UnixNano(), Group: m.Group})
+		Read: m.ReadAt.UnixNano(), Event: m.Event.UnixNano(), Group: b.group(m.Resource)})
+}
+
+// group returns the index of resource in Groups, adding it when new.
+func (b *Batch) group(resource []byte) uint32 {
+	if resource == nil {
+		return 0
+	}
+	if g, ok := b.groupOf[string(resource)]; ok {
+		return g
+	}
+	if b.groupOf == nil {
+		b.groupOf = make(map[string]uint32)
+	}
+	g := uint32(len(b.Groups))
+	b.Groups = append(b.Groups, resource)
+	b.groupOf[string(resource)] = g
+	return g
 }
 
 // skip records the ack of a filtered line. Filtered lines in a row from
@@ -97,6 +123,8 @@ func (b *Batch) reset() {
 	b.Data = b.Data[:0]
 	b.Records = b.Records[:0]
 	b.Groups = b.Groups[:0]
+	clear(b.groupOf)
+	b.partial, b.partialNote = 0, ""
 	b.state = b.state[:0]
 	b.body = b.body[:0]
 	b.bodyReady = false
@@ -190,6 +218,17 @@ func (b *Batch) Drop(i int, why string) {
 	b.state[i] = dropPoison
 	if b.dropNote == "" {
 		b.dropNote = why
+	}
+}
+
+// RejectSome says the backend refused n of the records sent without
+// saying which, and retrying cannot help (an OTLP partial success): the
+// batch counts as delivered but for n records counted as dropped. why
+// is logged for the first such answer.
+func (b *Batch) RejectSome(n int, why string) {
+	b.partial += n
+	if b.partialNote == "" {
+		b.partialNote = why
 	}
 }
 

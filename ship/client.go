@@ -93,6 +93,9 @@ type poster struct {
 	// secrets are masked wherever an answer or a URL is logged: a backend
 	// may echo the request's Authorization header in its error.
 	secrets []string
+	// describe, when set, reads an error answer in the backend's own
+	// encoding (OTLP's google.rpc.Status) into the text to log.
+	describe func(contentType string, answer []byte) (string, bool)
 }
 
 func newPoster(ep Endpoint) (*poster, error) {
@@ -174,6 +177,11 @@ func (p *poster) post(ctx context.Context, target, contentType string, body []by
 
 // statusError describes a non-2xx answer, secrets masked.
 func (p *poster) statusError(resp *http.Response, answer []byte) *StatusError {
+	if p.describe != nil {
+		if text, ok := p.describe(resp.Header.Get("Content-Type"), answer); ok {
+			answer = []byte(text)
+		}
+	}
 	st := &StatusError{Status: resp.StatusCode, Sample: p.sample(answer)}
 	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
 		st.Location = p.mask(redactURL(resp.Header.Get("Location")))

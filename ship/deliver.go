@@ -44,6 +44,9 @@ func (s *Shipper) deliver(ctx context.Context, b *Batch) error {
 			_, poison, _, _ := b.count()
 			s.logDrop("poison", "documents the backend refused were dropped: "+b.dropNote, poison, nil)
 		}
+		if b.partial > 0 {
+			s.logDrop("partial_success", "the backend took the batch but refused some of its records: "+b.partialNote, b.partial, nil)
+		}
 		s.settle(b)
 	}
 	s.ack(b)
@@ -158,6 +161,10 @@ func (s *Shipper) logDrop(kind, msg string, records int, err error) {
 // settle counts what became of every record of b.
 func (s *Shipper) settle(b *Batch) {
 	ok, poison, large, rejected := b.count()
+	partial := min(b.partial, ok)
+	ok -= partial
+	s.partiallyRejected.Add(int64(partial))
+	s.dropped.Add(int64(partial))
 	s.batches.Add(1)
 	s.delivered.Add(int64(ok))
 	s.dropped.Add(int64(poison + large + rejected))

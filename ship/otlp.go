@@ -1,0 +1,259 @@
+package ship
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"strings"
+
+	"google.golang.org/protobuf/encoding/protowire"
+)
+
+var _ Sink = (*OTLP)(nil)
+
+// OTLP posts OTLP/HTTP protobuf: an ExportLogsServiceRequest with one
+// ResourceLogs per resource among the batch's records. The records come
+// encoded as LogRecords (enrich.OTLPEncoder) and their resources as
+// Meta.Resource, so a batch is framed here, not encoded again.
+type OTLP struct {
+	target string
+	post   *poster
+	scope  []byte // the InstrumentationScope, encoded once
+	// Buffers kept between batches; one goroutine sends.
+	raw    []byte
+	groups []otlpGroup
+	recs   [][]byte
+}
+
+// otlpGroup is one resource's share of a request.
+type otlpGroup struct {
+	records, size, next int // size: of its log_records fields
+}
+
+// Field numbers, from opentelemetry/proto/collector/logs/v1 and
+// opentelemetry/proto/logs/v1.
+const (
+	requestResourceLogs   protowire.Number = 1
+	resourceLogsResource  protowire.Number = 1
+	resourceLogsScopeLogs protowire.Number = 2
+	scopeLogsScope        protowire.Number = 1
+	scopeLogsRecords      protowire.Number = 2
+	scopeName             protowire.Number = 1
+	scopeVersion          protowire.Number = 2
+
+	responsePartialSuccess protowire.Number = 1
+	partialRejected        protowire.Number = 1
+	partialMessage         protowire.Number = 2
+
+	statusMessage protowire.Number = 2 // google.rpc.Status
+)
+
+// maxOTLPAnswer bounds what is read of a success answer: a partial
+// success is a count and a message.
+const maxOTLPAnswer = 64 << 10
+
+// NewOTLP returns the otlp sink. version names tailcar in the scope.
+func NewOTLP(ep Endpoint, version string) (*OTLP, error) {
+	p, err := newPoster(ep)
+	if err != nil {
+		return nil, err
+	}
+	p.describe = describeStatus
+	var scope []byte
+	scope = protowire.AppendTag(scope, scopeName, protowire.BytesType)
+	scope = protowire.AppendString(scope, "tailcar")
+	if version != "" {
+		scope = protowire.AppendTag(scope, scopeVersion, protowire.BytesType)
+		scope = protowire.AppendString(scope, version)
+	}
+	return &OTLP{target: otlpTarget(ep.URL), post: p, scope: scope}, nil
+}
+
+// otlpTarget is <url>/v1/logs, or the URL as it is when its path already
+// ends so; the query is kept either way.
+func otlpTarget(u *url.URL) string {
+	if strings.HasSuffix(strings.TrimSuffix(u.Path, "/"), "/v1/logs") {
+		return u.String()
+	}
+	return joinPath(u, "/v1/logs")
+}
+
+// Send posts the records not yet settled. A partial success counts the
+// records it refused as dropped; the OTLP answer does not say which.
+func (s *OTLP) Send(ctx context.Context, b *Batch) error {
+	body, err := b.Body(func(dst []byte, b *Batch) ([]byte, error) {
+		s.raw = s.appendRequest(s.raw[:0], b)
+		return s.post.compress.Append(dst, s.raw)
+	})
+	if err != nil {
+		return err
+	}
+	var rejected int64
+	var message string
+	err = s.post.post(ctx, s.target, "application/x-protobuf", body, maxOTLPAnswer, func(r io.Reader) error {
+		answer, err := io.ReadAll(r)
+		if err != nil {
+			return err
+		}
+		rejected, message, err = readPartialSuccess(answer)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if rejected > 0 {
+		if message == "" {
+			message = "no reason given"
+		}
+		b.RejectSome(int(min(rejected, int64(b.unsent()))), s.post.mask(truncateString(message, maxSample)))
+	}
+	return nil
+}
+
+// appendRequest appends the ExportLogsServiceRequest for the unsent
+// records of b, grouped by resource, each group in read order.
+func (s *OTLP) appendRequest(dst []byte, b *Batch) []byte {
+	resources := b.Groups
+	if len(resources) == 0 {
+		resources = [][]byte{nil} // records without a resource: one, empty
+	}
+	s.groups = append(s.groups[:0], make([]otlpGroup, len(resources))...)
+	total := 0
+	b.Unsent(func(_ int, rec []byte, r Record) {
+		g := &s.groups[r.Group]
+		g.records++
+		g.size += protowire.SizeTag(scopeLogsRecords) + protowire.SizeBytes(len(rec))
+		total++
+	})
+	// Place the records by group (a counting sort), so that thousands of
+	// resources in a node's batch cost two passes, not one per resource.
+	next := 0
+	for i := range s.groups {
+		s.groups[i].next = next
+		next += s.groups[i].records
+	}
+	s.recs = append(s.recs[:0], make([][]byte, total)...)
+	b.Unsent(func(_ int, rec []byte, r Record) {
+		g := &s.groups[r.Group]
+		s.recs[g.next] = rec
+		g.next++
+	})
+	start := 0
+	for i, g := range s.groups {
+		if g.records == 0 {
+			continue
+		}
+		scopeLogs := protowire.SizeTag(scopeLogsScope) + protowire.SizeBytes(len(s.scope)) + g.size
+		resourceLogs := protowire.SizeTag(resourceLogsResource) + protowire.SizeBytes(len(resources[i])) +
+			protowire.SizeTag(resourceLogsScopeLogs) + protowire.SizeBytes(scopeLogs)
+		dst = protowire.AppendTag(dst, requestResourceLogs, protowire.BytesType)
+		dst = protowire.AppendVarint(dst, uint64(resourceLogs))
+		dst = protowire.AppendTag(dst, resourceLogsResource, protowire.BytesType)
+		dst = protowire.AppendBytes(dst, resources[i])
+		dst = protowire.AppendTag(dst, resourceLogsScopeLogs, protowire.BytesType)
+		dst = protowire.AppendVarint(dst, uint64(scopeLogs))
+		dst = protowire.AppendTag(dst, scopeLogsScope, protowire.BytesType)
+		dst = protowire.AppendBytes(dst, s.scope)
+		for _, rec := range s.recs[start : start+g.records] {
+			dst = protowire.AppendTag(dst, scopeLogsRecords, protowire.BytesType)
+			dst = protowire.AppendBytes(dst, rec)
+		}
+		start += g.records
+	}
+	clear(s.recs) // the batch's bytes are not ours to keep
+	return dst
+}
+
+// errMalformedAnswer is a success answer that is not an
+// ExportLogsServiceResponse: the records are sent again.
+var errMalformedAnswer = errors.New("the answer is not an OTLP ExportLogsServiceResponse")
+
+// readPartialSuccess reads an ExportLogsServiceResponse: how many records
+// the backend refused, and why. An empty answer is a full success.
+func readPartialSuccess(answer []byte) (rejected int64, message string, err error) {
+	for len(answer) > 0 {
+		num, typ, n := protowire.ConsumeTag(answer)
+		if n < 0 {
+			return 0, "", errMalformedAnswer
+		}
+		answer = answer[n:]
+		if num == responsePartialSuccess && typ == protowire.BytesType {
+			partial, n := protowire.ConsumeBytes(answer)
+			if n < 0 {
+				return 0, "", errMalformedAnswer
+			}
+			answer = answer[n:]
+			if rejected, message, err = readPartial(partial); err != nil {
+				return 0, "", err
+			}
+			continue
+		}
+		if n = protowire.ConsumeFieldValue(num, typ, answer); n < 0 {
+			return 0, "", errMalformedAnswer
+		}
+		answer = answer[n:]
+	}
+	return rejected, message, nil
+}
+
+func readPartial(b []byte) (rejected int64, message string, err error) {
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return 0, "", errMalformedAnswer
+		}
+		b = b[n:]
+		switch {
+		case num == partialRejected && typ == protowire.VarintType:
+			v, n := protowire.ConsumeVarint(b)
+			if n < 0 {
+				return 0, "", errMalformedAnswer
+			}
+			rejected, b = int64(v), b[n:]
+		case num == partialMessage && typ == protowire.BytesType:
+			v, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return 0, "", errMalformedAnswer
+			}
+			message, b = string(v), b[n:]
+		default:
+			if n = protowire.ConsumeFieldValue(num, typ, b); n < 0 {
+				return 0, "", errMalformedAnswer
+			}
+			b = b[n:]
+		}
+	}
+	if rejected < 0 {
+		return 0, "", fmt.Errorf("%w: a negative count of rejected records", errMalformedAnswer)
+	}
+	return rejected, message, nil
+}
+
+// describeStatus reads the message of a google.rpc.Status, which OTLP/HTTP
+// backends answer errors with when the request was protobuf.
+func describeStatus(contentType string, answer []byte) (string, bool) {
+	if !strings.HasPrefix(contentType, "application/x-protobuf") && !strings.HasPrefix(contentType, "application/protobuf") {
+		return "", false
+	}
+	for len(answer) > 0 {
+		num, typ, n := protowire.ConsumeTag(answer)
+		if n < 0 {
+			return "", false
+		}
+		answer = answer[n:]
+		if num == statusMessage && typ == protowire.BytesType {
+			v, n := protowire.ConsumeBytes(answer)
+			if n < 0 {
+				return "", false
+			}
+			return string(v), true
+		}
+		if n = protowire.ConsumeFieldValue(num, typ, answer); n < 0 {
+			return "", false
+		}
+		answer = answer[n:]
+	}
+	return "", false
+}
