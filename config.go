@@ -124,7 +124,7 @@ type Config struct {
 	tagValues  []enrich.Tag // env tags that are set, then static tags
 	encoder    recordEncoder
 	resources  *enrich.Resources // the OTLP sink's; nil for the others
-	parser     *enrich.Parser // nil for TAILCAR_PARSE=none
+	parser     *enrich.Parser    // nil for TAILCAR_PARSE=none
 	format     tailer.Format
 	pathTagger *enrich.PathTagger // nil without TAILCAR_PATH_TAGS
 	filter     enrich.Filter

@@ -14,15 +14,15 @@ import (
 // the tailer → enrich → ship path, one line at a time, without allocating.
 // In order: the filters, the parser, the event's time, the encoding.
 type pipeline struct {
-	enc     recordEncoder
-	filter  enrich.Filter
-	parser  *enrich.Parser     // nil: TAILCAR_PARSE=none
-	paths   *enrich.PathTagger // nil: no TAILCAR_PATH_TAGS, or they are resources
+	enc    recordEncoder
+	filter enrich.Filter
+	parser *enrich.Parser     // nil: TAILCAR_PARSE=none
+	paths  *enrich.PathTagger // nil: no TAILCAR_PATH_TAGS, or they are resources
 	// resources, for the OTLP sink, give each file's resource.
 	resources *enrich.Resources
-	shipper *ship.Shipper
-	buf     []byte
-	fields  enrich.Fields
+	shipper   *ship.Shipper
+	buf       []byte
+	fields    enrich.Fields
 	// Counters that metrics read; only Handle writes them.
 	truncated, filtered, parseFailed, timeFallback atomic.Int64
 }

@@ -333,4 +333,3 @@ func TestOTLP_TooLargeSplitsByRecords(t *testing.T) {
 		t.Fatalf("stats %+v, %d distinct records received", st, len(bodies))
 	}
 }
-
