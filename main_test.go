@@ -318,6 +318,7 @@ func TestRun_InvalidConfigurationExitsTwo(t *testing.T) {
 		{"bad start", map[string]string{"TAILCAR_PATHS": paths, "TAILCAR_START_AT": "middle"}, "TAILCAR_START_AT", "", false},
 		{"bad sink", map[string]string{"TAILCAR_PATHS": paths, "TAILCAR_SINK": "kafka"}, "TAILCAR_SINK", "", false},
 		{"no url", map[string]string{"TAILCAR_PATHS": paths, "TAILCAR_SINK": "http"}, "TAILCAR_SINK_URL", "", false},
+		{"otlp without url", map[string]string{"TAILCAR_PATHS": paths, "TAILCAR_SINK": "otlp"}, "TAILCAR_SINK_URL", "", false},
 		{"bad url", map[string]string{"TAILCAR_PATHS": paths, "TAILCAR_SINK": "loki", "TAILCAR_SINK_URL": "ftp://x"}, "TAILCAR_SINK_URL", "", false},
 		{"bad compression", map[string]string{"TAILCAR_PATHS": paths, "TAILCAR_COMPRESSION": "lz4"}, "TAILCAR_COMPRESSION", "", false},
 		{"bad regexp", map[string]string{"TAILCAR_PATHS": paths, "TAILCAR_MULTILINE_START": "(["}, "TAILCAR_MULTILINE_START", "", false},

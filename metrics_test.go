@@ -142,15 +142,16 @@ func TestMetrics_CountersMatchWhatHappened(t *testing.T) {
 	fails := failures
 	mu.Unlock()
 	for name, want := range map[string]float64{
-		"tailcar_lines_read_total":                             2000,
-		"tailcar_records_shipped_total":                        2000,
-		`tailcar_rotations_total{kind="rename"}`:               1,
-		`tailcar_rotations_total{kind="delete"}`:               0,
-		`tailcar_records_dropped_total{reason="truncated"}`:    1,
-		`tailcar_records_dropped_total{reason="rejected_4xx"}`: 0,
-		"tailcar_send_retries_total":                           float64(fails),
-		`tailcar_backend_errors_total{class="http_5xx"}`:       float64(fails),
-		"tailcar_drain_state":                                  0,
+		"tailcar_lines_read_total":                                2000,
+		"tailcar_records_shipped_total":                           2000,
+		`tailcar_rotations_total{kind="rename"}`:                  1,
+		`tailcar_rotations_total{kind="delete"}`:                  0,
+		`tailcar_records_dropped_total{reason="truncated"}`:       1,
+		`tailcar_records_dropped_total{reason="rejected_4xx"}`:    0,
+		`tailcar_records_dropped_total{reason="partial_success"}`: 0,
+		"tailcar_send_retries_total":                              float64(fails),
+		`tailcar_backend_errors_total{class="http_5xx"}`:          float64(fails),
+		"tailcar_drain_state":                                     0,
 	} {
 		if m[name] != want {
 			t.Errorf("%s = %v, want %v", name, m[name], want)

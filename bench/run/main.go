@@ -10,6 +10,7 @@
 //	    1M slog-shaped JSON lines with TAILCAR_PARSE=json (against the
 //	    floor on that file), 90% of W1 dropped by TAILCAR_DROP, and an
 //	    nginx-like TAILCAR_PARSE_REGEX.
+//	W1-otlp: W1 shipped with the otlp sink (protobuf LogRecords, gzip).
 //	W1-cri: 1M CRI lines (5% split into P+F chunks), TAILCAR_FORMAT=cri,
 //	    against the floor on that file.
 //	W2  200 files at 50 lines/s each, 20 s.
@@ -119,6 +120,26 @@ func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	n := 0
 	r.mu.Lock()
+	if req.Header.Get("Content-Type") == "application/x-protobuf" {
+		// OTLP: protobuf has no line ends; each record's body holds its
+		// line, and the line its one "seq=".
+		for {
+			j := bytes.Index(data, seqKey)
+			if j < 0 {
+				break
+			}
+			data = data[j+len(seqKey):]
+			v := 0
+			for k := 0; k < len(data) && data[k] >= '0' && data[k] <= '9'; k++ {
+				v = v*10 + int(data[k]-'0')
+			}
+			if v < len(r.seen) {
+				r.seen[v] = true
+			}
+			n++
+		}
+		data = nil
+	}
 	for len(data) > 0 {
 		i := bytes.IndexByte(data, '\n')
 		if i < 0 {
@@ -574,6 +595,7 @@ func (b *bench) run(lines int, idle time.Duration) error {
 		}
 		variant("W1-nginx", file, floorBest, 1, "TAILCAR_PARSE=nginx")
 		variant("W1-drop90", file, floorBest, 10, `TAILCAR_DROP=seq=\d*[1-9] `)
+		variant("W1-otlp", file, floorBest, 1, "TAILCAR_SINK=otlp")
 		variant("W1-regex", file, floorBest, 1, "TAILCAR_PARSE=regex",
 			`TAILCAR_PARSE_REGEX=^(?P<remote_addr>\S+) \S+ (?P<remote_user>\S+) \[(?P<time>[^\]]+)\] "(?P<request>[^"]*)" (?P<status>\d+) (?P<body_bytes_sent>\d+)`,
 			"TAILCAR_TIME_FORMAT=02/Jan/2006:15:04:05 -0700")
