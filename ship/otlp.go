@@ -1,11 +1,14 @@
 package ship
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -97,8 +100,8 @@ func (s *OTLP) Send(ctx context.Context, b *Batch) error {
 		if err != nil {
 			return err
 		}
-		rejected, message, err = readPartialSuccess(answer)
-		return err
+		rejected, message = readAnswer(answer)
+		return nil
 	})
 	if err != nil {
 		return err
@@ -167,8 +170,34 @@ func (s *OTLP) appendRequest(dst []byte, b *Batch) []byte {
 }
 
 // errMalformedAnswer is a success answer that is not an
-// ExportLogsServiceResponse: the records are sent again.
+// ExportLogsServiceResponse.
 var errMalformedAnswer = errors.New("the answer is not an OTLP ExportLogsServiceResponse")
+
+// readAnswer reads a 2xx answer's partial success, in protobuf or, from a
+// backend that answers JSON whatever was asked, in OTLP JSON. An answer
+// that is neither counts as a full success: the status said the records
+// were taken, and sending them again would duplicate every one.
+func readAnswer(answer []byte) (rejected int64, message string) {
+	trimmed := bytes.TrimSpace(answer)
+	if len(trimmed) > 0 && trimmed[0] == '{' {
+		var r struct {
+			PartialSuccess struct {
+				RejectedLogRecords json.RawMessage `json:"rejectedLogRecords"` // int64: a string or a number
+				ErrorMessage       string      `json:"errorMessage"`
+			} `json:"partialSuccess"`
+		}
+		if json.Unmarshal(trimmed, &r) != nil {
+			return 0, ""
+		}
+		n, _ := strconv.ParseInt(strings.Trim(string(r.PartialSuccess.RejectedLogRecords), `"`), 10, 64)
+		return max(n, 0), r.PartialSuccess.ErrorMessage
+	}
+	rejected, message, err := readPartialSuccess(answer)
+	if err != nil {
+		return 0, ""
+	}
+	return rejected, message
+}
 
 // readPartialSuccess reads an ExportLogsServiceResponse: how many records
 // the backend refused, and why. An empty answer is a full success.

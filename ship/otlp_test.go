@@ -281,16 +281,51 @@ func TestOTLP_RetriesSendTheSameBytes(t *testing.T) {
 	}
 }
 
-// Ensure an answer that is not an ExportLogsServiceResponse is retried,
-// not taken for a success that refused nothing... or everything.
-func TestOTLP_MalformedAnswerIsRetried(t *testing.T) {
-	for _, answer := range [][]byte{{0x0a, 0xff}, {0x0a, 0x02, 0x08}} {
-		if _, _, err := readPartialSuccess(answer); err == nil {
-			t.Fatalf("%x read as a response", answer)
+// Ensure a 2xx answer is read in protobuf or OTLP JSON, and one that is
+// neither counts as a full success: retrying what the status said was
+// taken would duplicate every record.
+func TestOTLP_AnswersOfEveryShape(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		answer   string
+		rejected int64
+		message  string
+	}{
+		{"empty", "", 0, ""},
+		{"protobuf", "\x0a\x07\x08\x03\x12\x03old", 3, "old"},
+		{"JSON, int64 as string", `{"partialSuccess":{"rejectedLogRecords":"4","errorMessage":"too old"}}`, 4, "too old"},
+		{"JSON, int64 as number", ` {"partialSuccess":{"rejectedLogRecords":5}}`, 5, ""},
+		{"JSON, empty", `{}`, 0, ""},
+		{"truncated protobuf", "\x0a\xff", 0, ""},
+		{"length past the end", "\x0a\x02\x08", 0, ""},
+		{"negative count", "\x0a\x0b\x08\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01", 0, ""},
+		{"text", "OK", 0, ""},
+	} {
+		rejected, message := readAnswer([]byte(tc.answer))
+		if rejected != tc.rejected || message != tc.message {
+			t.Errorf("%s: read %d %q, want %d %q", tc.name, rejected, message, tc.rejected, tc.message)
 		}
 	}
-	if rejected, msg, err := readPartialSuccess(nil); err != nil || rejected != 0 || msg != "" {
-		t.Fatal("an empty answer is a full success")
+}
+
+// Ensure Retry-After on a 429 is read for the shipper to honour.
+func TestOTLP_RetryAfterIsRead(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Retry-After", "7")
+		w.WriteHeader(http.StatusTooManyRequests)
+	}))
+	defer srv.Close()
+	sink, _ := NewOTLP(Endpoint{URL: mustURL(t, srv.URL)}, "")
+	recs, resources, _ := otlpRecords(t, 1)
+	b := &Batch{}
+	m := meta(1, 1)
+	m.Resource = resources[0]
+	b.add(recs[0], m)
+	b.setPart(0, 1)
+	err := sink.Send(context.Background(), b)
+	st, ok := err.(*StatusError)
+	if !ok || st.Status != 429 || st.RetryAfter != 7*time.Second || ActionOf(err) != Retry {
+		t.Fatalf("got %v; want a 429 to retry after 7s", err)
 	}
 }
 
