@@ -183,7 +183,7 @@ func readAnswer(answer []byte) (rejected int64, message string) {
 		var r struct {
 			PartialSuccess struct {
 				RejectedLogRecords json.RawMessage `json:"rejectedLogRecords"` // int64: a string or a number
-				ErrorMessage       string      `json:"errorMessage"`
+				ErrorMessage       string          `json:"errorMessage"`
 			} `json:"partialSuccess"`
 		}
 		if json.Unmarshal(trimmed, &r) != nil {
