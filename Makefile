@@ -14,7 +14,8 @@ OTELCOL_BIN     := $(CACHE)/bin/otelcol-tailcar-$(OTELCOL_VERSION)
 
 # Containers: podman with the settings that work on these machines.
 PODMAN      := CONTAINERS_CONF=$(CURDIR)/examples/container/containers.conf podman
-BUILDER     := localhost/tailcar-builder:dev
+# Tagged by go.sum: a new dependency needs a new module cache in the image.
+BUILDER     := localhost/tailcar-builder:$(shell sha256sum go.sum | cut -c1-12)
 BUILDER_CTX := $(CACHE)/builder
 GOROOT_DIR  := $(shell $(GO) env GOROOT)
 HOST_MODS   := $(shell $(GO) env GOMODCACHE)
@@ -101,7 +102,7 @@ builder-image: image-deps
 
 ## e2e: the image and the examples in a real container runtime (podman)
 e2e: image
-	TAILCAR_PODMAN_E2E=1 CONTAINERS_CONF=$(CURDIR)/examples/container/containers.conf \
+	TAILCAR_PODMAN_E2E=1 TAILCAR_BUILDER_IMAGE=$(BUILDER) CONTAINERS_CONF=$(CURDIR)/examples/container/containers.conf \
 	  $(GO) test -count=1 -timeout 15m -run 'TestContainer' -v ./examples/
 
 clean:

@@ -266,8 +266,16 @@ func TestContainer_KubePlayExamplePod(t *testing.T) {
 	}
 }
 
-// builderImage has busybox, for an app that ends without a newline.
-const builderImage = "localhost/tailcar-builder:dev"
+// builderImage has busybox, for an app that ends without a newline. Its
+// tag follows go.sum; `make e2e` names it.
+func builderImage(t *testing.T) string {
+	t.Helper()
+	image := os.Getenv("TAILCAR_BUILDER_IMAGE")
+	if image == "" {
+		t.Fatal("TAILCAR_BUILDER_IMAGE is not set; run `make e2e`")
+	}
+	return image
+}
 
 // Ensure container output as conmon writes it (podman --log-driver
 // k8s-file, the CRI format), laid out as the kubelet does, reaches tailcar
@@ -288,7 +296,7 @@ func TestContainer_CRIFilesFromConmon(t *testing.T) {
 	apps := []app{
 		{"web-1", "nginx", "uid-1", fmt.Sprintf("%064d", 1), loggenImage, []string{"--stdout", "--stderr", "--total-count=1000", "--logs-per-sec=2000"}},
 		{"web-2", "big", "uid-2", fmt.Sprintf("%064d", 2), loggenImage, []string{"--stdout", "--total-count=40", "--logs-per-sec=0", "--pad=102400"}},
-		{"job-3", "sh", "uid-3", fmt.Sprintf("%064d", 3), builderImage, nil},
+		{"job-3", "sh", "uid-3", fmt.Sprintf("%064d", 3), builderImage(t), nil},
 	}
 	if err := os.MkdirAll(filepath.Join(root, "containers"), 0o755); err != nil {
 		t.Fatal(err)
@@ -307,7 +315,7 @@ func TestContainer_CRIFilesFromConmon(t *testing.T) {
 		n := name(a.container)
 		names = append(names, n)
 		args := []string{"run", "--name", n, "--log-driver", "k8s-file", "--log-opt", "path=" + filepath.Join(dir, "0.log")}
-		if a.image == builderImage {
+		if a.image == builderImage(t) {
 			args = append(args, "--entrypoint", "/bin/sh", a.image, "-c", `echo "first seq=1"; printf "last without newline seq=2"`)
 		} else {
 			args = append(args, a.image)

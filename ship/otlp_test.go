@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-	collogspb "go.opentelemetry.io/proto/otlp/collector/logs/v1"
+	logspb "go.opentelemetry.io/proto/otlp/logs/v1"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
@@ -44,9 +44,11 @@ func otlpRecords(t *testing.T, n int) (recs [][]byte, resources [][]byte, reads 
 }
 
 // decodeOTLP decodes a request body with the official generated types.
-func decodeOTLP(t *testing.T, body []byte) *collogspb.ExportLogsServiceRequest {
+// LogsData is ExportLogsServiceRequest on the wire (field 1, repeated
+// ResourceLogs) without the collector package, which drags in gRPC.
+func decodeOTLP(t *testing.T, body []byte) *logspb.LogsData {
 	t.Helper()
-	var req collogspb.ExportLogsServiceRequest
+	var req logspb.LogsData
 	if err := proto.Unmarshal(body, &req); err != nil {
 		t.Fatalf("the body is not an ExportLogsServiceRequest: %v", err)
 	}
@@ -60,7 +62,7 @@ func TestOTLP_RequestDecodesWithTheOfficialTypes(t *testing.T) {
 	for _, compression := range []string{CompressionGzip, CompressionZstd, CompressionNone} {
 		t.Run(compression, func(t *testing.T) {
 			c := &capture{}
-			var got []*collogspb.ExportLogsServiceRequest
+			var got []*logspb.LogsData
 			c.respond = func(_ int, body []byte, w http.ResponseWriter, r *http.Request) bool {
 				if ct := r.Header.Get("Content-Type"); ct != "application/x-protobuf" {
 					t.Errorf("Content-Type %q", ct)
@@ -180,8 +182,14 @@ func shipRecords(t *testing.T, cfg Config, recs, resources [][]byte) (*Shipper, 
 // the backend's message once, and moves the checkpoint past the batch.
 func TestOTLP_PartialSuccess(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		answer, _ := proto.Marshal(&collogspb.ExportLogsServiceResponse{PartialSuccess: &collogspb.ExportLogsPartialSuccess{
-			RejectedLogRecords: 2, ErrorMessage: "two records were too old"}})
+		// ExportLogsServiceResponse{partial_success: {rejected_log_records: 2, error_message: …}}
+		var partial []byte
+		partial = protowire.AppendTag(partial, 1, protowire.VarintType)
+		partial = protowire.AppendVarint(partial, 2)
+		partial = protowire.AppendTag(partial, 2, protowire.BytesType)
+		partial = protowire.AppendString(partial, "two records were too old")
+		answer := protowire.AppendTag(nil, 1, protowire.BytesType)
+		answer = protowire.AppendBytes(answer, partial)
 		w.Header().Set("Content-Type", "application/x-protobuf")
 		_, _ = w.Write(answer)
 	}))
@@ -209,8 +217,7 @@ func TestOTLP_PartialSuccess(t *testing.T) {
 // and logs the decoded message, not the protobuf bytes.
 func TestOTLP_BadRequestWithStatus(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// google.rpc.Status{code: 3, message: …}, which no OTLP module
-		// generates.
+		// google.rpc.Status{code: 3, message: …}
 		answer := protowire.AppendTag(nil, 1, protowire.VarintType)
 		answer = protowire.AppendVarint(answer, 3)
 		answer = protowire.AppendTag(answer, 2, protowire.BytesType)
@@ -333,7 +340,7 @@ func TestOTLP_RetryAfterIsRead(t *testing.T) {
 // request of its own, with the resources its records need.
 func TestOTLP_TooLargeSplitsByRecords(t *testing.T) {
 	c := &capture{}
-	var got []*collogspb.ExportLogsServiceRequest
+	var got []*logspb.LogsData
 	c.respond = func(_ int, body []byte, w http.ResponseWriter, r *http.Request) bool {
 		req := decodeOTLP(t, body)
 		n := 0
