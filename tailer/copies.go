@@ -46,6 +46,7 @@ func (f *Follower) copyOf(ctx context.Context, fd *os.File, c candidate, entries
 		return copyDecision{}, fmt.Errorf("read %s: %w", c.path, err)
 	}
 	head := append([]byte(nil), f.scratch[:n]...)
+	f.hashPrefixes(head)
 	// A copy is written while we look; one that has stopped changing for
 	// RotateWait is finished. At the drain there is no later scan to wait
 	// for, so the doubt is settled by reading from the start.
@@ -56,11 +57,11 @@ func (f *Follower) copyOf(ctx context.Context, fd *os.File, c candidate, entries
 	for _, orig := range f.files {
 		// The copy starts as the original does now, or as it did when last
 		// read (the original may be truncated already, unknown to us yet).
-		if orig.id == c.id || orig.rotated {
+		if orig.id == c.id || orig.rotated || !f.mayStartAs(head, orig) {
 			continue
 		}
 		alike := f.isPrefixOf(head, orig)
-		if !alike && !sameHead(fd, orig.fp, f.scratch) {
+		if !alike && !f.headHas(head, orig.fp) {
 			continue
 		}
 		// Read what the original still has first, so that it is not read
@@ -91,14 +92,14 @@ func (f *Follower) copyOf(ctx context.Context, fd *os.File, c candidate, entries
 		r := f.retired[i]
 		// The copy was complete when the original was truncated, so it
 		// stopped changing about then.
-		if c.mtime.Before(r.at.Add(f.cfg.RotateWait)) && sameHead(fd, r.fp, f.scratch) {
+		if c.mtime.Before(r.at.Add(f.cfg.RotateWait)) && f.headHas(head, r.fp) {
 			return copyDecision{resume: true, offset: min(r.readEnd, sizeOf(fd)), origin: "a truncated file"}, nil
 		}
 	}
 	// Checkpoints from before a restart: a copy of a generation that was
 	// truncated while tailcar was down.
 	for _, e := range entries {
-		if e.id != c.id && sameHead(fd, e.fp, f.scratch) && f.generationEnded(e) {
+		if e.id != c.id && f.headHas(head, e.fp) && f.generationEnded(e) {
 			return copyDecision{resume: true, offset: min(e.offset, sizeOf(fd)), origin: e.path}, nil
 		}
 	}
@@ -132,12 +133,52 @@ func (f *Follower) generationEnded(e entry) bool {
 	return err != nil || !same || fi.Size() < e.offset
 }
 
-// isPrefixOf reports whether head is how orig starts now.
+// isPrefixOf reports whether head is how orig starts now; it learns
+// orig's lead on the way.
 func (f *Follower) isPrefixOf(head []byte, orig *file) bool {
 	if len(head) == 0 || orig.fd == nil {
 		return false
 	}
-	buf := f.scratch[:len(head)]
+	buf := f.scratch[:max(len(head), leadLen)]
 	n, _ := orig.fd.ReadAt(buf, 0)
-	return n == len(head) && bytes.Equal(buf, head)
+	if n >= leadLen {
+		copy(orig.lead[:], buf)
+		orig.leadOf = orig.source
+	}
+	return n >= len(head) && bytes.Equal(buf[:len(head)], head)
+}
+
+// leadLen is how much of each file's start is kept to tell new files
+// from copies without reading every followed file again: a node follows
+// thousands, and containers start all the time.
+const leadLen = 32
+
+// mayStartAs reports whether a file starting with head could be a copy
+// of orig's generation: false only when orig's lead is known and differs.
+// A copy starts as the generation did, whose first bytes do not change
+// without a truncation, which starts a new source.
+func (f *Follower) mayStartAs(head []byte, orig *file) bool {
+	if orig.leadOf != orig.source || orig.leadOf == 0 {
+		return true
+	}
+	n := min(len(head), leadLen)
+	return bytes.Equal(head[:n], orig.lead[:n])
+}
+
+// hashPrefixes computes the fingerprint sum of every prefix of head, so
+// that headHas compares a fingerprint without reading or hashing again.
+func (f *Follower) hashPrefixes(head []byte) {
+	h := uint64(fnvOffset)
+	f.prefixSums[0] = h
+	for i, c := range head {
+		h ^= uint64(c)
+		h *= fnvPrime
+		f.prefixSums[i+1] = h
+	}
+}
+
+// headHas reports whether head, as given to hashPrefixes, starts with the
+// bytes fp describes (sameHead, on bytes already read).
+func (f *Follower) headHas(head []byte, fp fingerprint) bool {
+	return fp.Len >= copyMinFingerprint && fp.Len <= len(head) && f.prefixSums[fp.Len] == fp.Sum
 }

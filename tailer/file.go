@@ -16,7 +16,12 @@ type file struct {
 	path, real string
 	id         fileID
 	fp         fingerprint
-	fd         *os.File // nil while closed for being idle
+	// lead is the generation's first leadLen bytes, once read (leadOf is
+	// the source they belong to): a new file that does not start so cannot
+	// be its copy, and is told apart without reading this file again.
+	lead   [leadLen]byte
+	leadOf uint64
+	fd     *os.File // nil while closed for being idle
 	// offset is where the next raw line starts. A line without its
 	// newline is not consumed: it is read again, whole, once complete.
 	offset int64

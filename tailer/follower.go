@@ -52,7 +52,9 @@ type Follower struct {
 	br      *bufio.Reader
 	win     window
 	scratch []byte
-	docker  dockerDecoder
+	// prefixSums are copyOf's fingerprint sums of a new file's head.
+	prefixSums [fingerprintMax + 1]uint64
+	docker     dockerDecoder
 
 	lines, bytes, followed                atomic.Int64
 	renamed, deleted, truncations, copies atomic.Int64
@@ -78,7 +80,7 @@ func NewFollower(cfg Config) *Follower {
 		refusedNow: make(map[string]string),
 		ownOpens:   make(map[string]int),
 		br:         bufio.NewReaderSize(nil, readBufferSize),
-		scratch:    make([]byte, fingerprintMax),
+		scratch:    make([]byte, fingerprintMax+leadLen),
 	}
 }
 
@@ -140,7 +142,7 @@ func (f *Follower) Run(ctx context.Context, finish <-chan struct{}, out Handler)
 	if err := f.scan(ctx, true); err != nil {
 		return err
 	}
-	rescan := time.NewTicker(f.cfg.RescanInterval)
+	rescan := time.NewTimer(f.cfg.RescanInterval)
 	defer rescan.Stop()
 	settle, multiline := stoppedTimer(), stoppedTimer()
 	settleArmed, multilineArmed := false, false
@@ -277,12 +279,22 @@ func (f *Follower) Run(ctx context.Context, finish <-chan struct{}, out Handler)
 					return err
 				}
 			}
+			started := time.Now()
 			if err := f.scan(ctx, false); err != nil {
 				return err
 			}
+			// Any scan checks everything the periodic one would; the next
+			// is due one interval later, or later still when scans are
+			// costly (thousands of files on a node), so that the safety
+			// net takes at most 1/rescanBudget of the loop's time.
+			rescan.Reset(max(f.cfg.RescanInterval, rescanBudget*time.Since(started)))
 		}
 	}
 }
+
+// rescanBudget: a periodic scan comes no sooner than this many times the
+// last scan's duration after it.
+const rescanBudget = 100
 
 // maxChangesPerStep bounds the change events one step takes, so that a
 // storm of them cannot keep the loop from everything else.

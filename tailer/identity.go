@@ -67,12 +67,3 @@ func checkFingerprint(f io.ReaderAt, old fingerprint, scratch []byte) (same bool
 	same = h == old.Sum
 	return same, fingerprint{Len: n, Sum: fnvAdd(h, head[old.Len:])}, nil
 }
-
-// sameHead reports whether f starts with the bytes that fp describes.
-func sameHead(f io.ReaderAt, fp fingerprint, scratch []byte) bool {
-	if fp.Len < copyMinFingerprint {
-		return false
-	}
-	same, _, err := checkFingerprint(f, fp, scratch)
-	return err == nil && same
-}
