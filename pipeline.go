@@ -35,7 +35,10 @@ type recordEncoder interface {
 
 // Handle encodes one line and adds it to the batch being filled.
 func (p *pipeline) Handle(ctx context.Context, l tailer.Line) error {
-	now := time.Now()
+	now := l.Read
+	if now.IsZero() {
+		now = time.Now()
+	}
 	ack := ship.Ack{Source: l.Source, Offset: l.Ack}
 	if !p.filter.Keep(l.Text) {
 		// Not shipped, but acknowledged in order with the records around

@@ -13,25 +13,36 @@ import "bytes"
 // means absent, and the field is left out. Inside quotes, nginx writes a
 // quote as \x22 and Apache as \"; both are decoded.
 
-// nginx field names, built once.
+// nginx field names, with their JSON form, built once.
 var (
-	keyRemoteAddr     = []byte("remote_addr")
-	keyRemoteIdent    = []byte("remote_ident")
-	keyRemoteUser     = []byte("remote_user")
-	keyTimeLocal      = []byte("time_local")
-	keyRequest        = []byte("request")
-	keyRequestMethod  = []byte("request_method")
-	keyRequestURI     = []byte("request_uri")
-	keyServerProtocol = []byte("server_protocol")
-	keyStatus         = []byte("status")
-	keyBodyBytesSent  = []byte("body_bytes_sent")
-	keyHTTPReferer    = []byte("http_referer")
-	keyHTTPUserAgent  = []byte("http_user_agent")
+	keyRemoteAddr     = newFieldKey("remote_addr")
+	keyRemoteIdent    = newFieldKey("remote_ident")
+	keyRemoteUser     = newFieldKey("remote_user")
+	keyTimeLocal      = newFieldKey("time_local")
+	keyRequest        = newFieldKey("request")
+	keyRequestMethod  = newFieldKey("request_method")
+	keyRequestURI     = newFieldKey("request_uri")
+	keyServerProtocol = newFieldKey("server_protocol")
+	keyStatus         = newFieldKey("status")
+	keyBodyBytesSent  = newFieldKey("body_bytes_sent")
+	keyHTTPReferer    = newFieldKey("http_referer")
+	keyHTTPUserAgent  = newFieldKey("http_user_agent")
 )
 
 // nginxKeys are every field the nginx parser may give.
-var nginxKeys = [][]byte{keyRemoteAddr, keyRemoteIdent, keyRemoteUser, keyTimeLocal, keyRequest, keyRequestMethod,
+var nginxKeys = []fieldKey{keyRemoteAddr, keyRemoteIdent, keyRemoteUser, keyTimeLocal, keyRequest, keyRequestMethod,
 	keyRequestURI, keyServerProtocol, keyStatus, keyBodyBytesSent, keyHTTPReferer, keyHTTPUserAgent}
+
+// fieldKey is a field name known in advance, with its JSON form
+// (,"name":) ready to append.
+type fieldKey struct {
+	name, field []byte
+}
+
+func newFieldKey(name string) fieldKey {
+	field := append([]byte{','}, AppendString(nil, []byte(name))...)
+	return fieldKey{name: []byte(name), field: append(field, ':')}
+}
 
 type nginxParser struct{}
 
@@ -101,19 +112,19 @@ func (nginxParser) parse(line []byte, f *Fields) bool {
 }
 
 // text adds a text field, unless it is "-" or empty (absent).
-func (f *Fields) text(key, val []byte) {
+func (f *Fields) text(key fieldKey, val []byte) {
 	if len(val) == 0 || len(val) == 1 && val[0] == '-' {
 		return
 	}
-	f.members = append(f.members, member{key: key, val: val})
+	f.members = append(f.members, member{key: key.name, field: key.field, val: val})
 }
 
 // number adds a field already checked to be digits, as a JSON number.
-func (f *Fields) number(key, val []byte) {
+func (f *Fields) number(key fieldKey, val []byte) {
 	if len(val) == 1 && val[0] == '-' {
 		return
 	}
-	f.members = append(f.members, member{key: key, val: val, form: formJSON, kind: KindNumber})
+	f.members = append(f.members, member{key: key.name, field: key.field, val: val, form: formJSON, kind: KindNumber})
 }
 
 func isStatus(b []byte) bool {
@@ -185,7 +196,18 @@ func (c *cursor) quoted(f *Fields) ([]byte, bool) {
 	c.i++
 	start := c.i
 	escaped := false
-	for ; c.i < len(c.b); c.i++ {
+	for c.i < len(c.b) {
+		// Jump to the next quote or backslash: most values have neither
+		// until their end.
+		rest := c.b[c.i:]
+		j := bytes.IndexByte(rest, '"')
+		if j < 0 {
+			break
+		}
+		if k := bytes.IndexByte(rest[:j], '\\'); k >= 0 {
+			j = k
+		}
+		c.i += j
 		switch c.b[c.i] {
 		case '\\':
 			escaped = true
@@ -201,6 +223,7 @@ func (c *cursor) quoted(f *Fields) ([]byte, bool) {
 			}
 			return f.decodeNginx(v), true
 		}
+		c.i++
 	}
 	return nil, false
 }

@@ -59,6 +59,10 @@ type Parser struct {
 	fixedKeys, renameAny bool
 	nginx                nginxParser
 	json                 JSONScanner
+	// The last time text read, and its time.
+	lastTimeText [64]byte
+	lastTimeLen  int
+	lastTime     time.Time
 }
 
 // NewParser checks cfg and returns its Parser.
@@ -82,7 +86,7 @@ func NewParser(cfg ParserConfig) (*Parser, error) {
 	case ParseNginx:
 		p.fixedKeys = true
 		for _, k := range nginxKeys {
-			p.renameAny = p.renameAny || p.taken[string(k)]
+			p.renameAny = p.renameAny || p.taken[string(k.name)]
 		}
 	case ParseRegex:
 		p.renameAny = true
@@ -136,11 +140,14 @@ const (
 
 // member is one field found in a line.
 type member struct {
-	key  []byte
-	val  []byte
-	form valueForm
-	kind ValueKind // for formJSON
-	skip bool      // taken as the message or the time
+	key []byte
+	// field, when the name is known in advance, is its JSON form
+	// (,"key":), so that it is not escaped again for every record.
+	field []byte
+	val   []byte
+	form  valueForm
+	kind  ValueKind // for formJSON
+	skip  bool      // taken as the message or the time
 }
 
 // Fields is what a parser found in one line: the fields to add to the
@@ -226,7 +233,7 @@ func (p *Parser) settle(f *Fields) bool {
 			m.skip = true
 			f.message, f.msgText, f.msgForm = messageParsed, m.val, m.form
 		}
-	} else if m := f.find([][]byte{[]byte("message")}, true); m != nil {
+	} else if m := p.regexMessage(f); m != nil {
 		// A regex group named message is the message.
 		m.skip = true
 		f.message, f.msgText, f.msgForm = messageParsed, m.val, m.form
@@ -257,7 +264,7 @@ func (p *Parser) settle(f *Fields) bool {
 		start := len(f.buf)
 		f.buf = append(f.buf, RenamePrefix...)
 		f.buf = append(f.buf, m.key...)
-		m.key = f.buf[start:len(f.buf):len(f.buf)]
+		m.key, m.field = f.buf[start:len(f.buf):len(f.buf)], nil
 		if p.taken[string(m.key)] {
 			return false
 		}
@@ -268,6 +275,15 @@ func (p *Parser) settle(f *Fields) bool {
 		}
 	}
 	return true
+}
+
+// regexMessage is the regex group named message, if any; no other
+// format without message keys (nginx) has one.
+func (p *Parser) regexMessage(f *Fields) *member {
+	if p.cfg.Format != ParseRegex {
+		return nil
+	}
+	return f.find([][]byte{[]byte("message")}, true)
 }
 
 // find returns the first field named by keys, in the order of keys; with
@@ -310,7 +326,17 @@ func (p *Parser) readTime(f *Fields, m *member) (time.Time, bool) {
 			return time.Time{}, false
 		}
 	}
-	return p.cfg.Time.Parse(val, number)
+	// Lines come many to a second, and an app writes its time the same
+	// way each time: the last text read is remembered with its time.
+	if !number && len(val) <= len(p.lastTimeText) && p.lastTimeLen == len(val) && bytes.Equal(val, p.lastTimeText[:p.lastTimeLen]) {
+		return p.lastTime, true
+	}
+	t, ok := p.cfg.Time.Parse(val, number)
+	if ok && !number && len(val) <= len(p.lastTimeText) {
+		p.lastTimeLen = copy(p.lastTimeText[:], val)
+		p.lastTime = t
+	}
+	return t, ok
 }
 
 // appendFields appends the fields, each as ,"name":value.
@@ -319,9 +345,13 @@ func (f *Fields) appendFields(dst []byte) []byte {
 		if m.skip {
 			continue
 		}
-		dst = append(dst, ',')
-		dst = AppendString(dst, m.key)
-		dst = append(dst, ':')
+		if m.field != nil {
+			dst = append(dst, m.field...)
+		} else {
+			dst = append(dst, ',')
+			dst = AppendString(dst, m.key)
+			dst = append(dst, ':')
+		}
 		dst = appendValue(dst, m.val, m.form)
 	}
 	return dst

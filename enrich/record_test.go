@@ -1,11 +1,13 @@
 package enrich
 
 import (
+	"bytes"
 	"encoding/json"
 	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 var readAt = time.Date(2026, 11, 24, 10, 0, 0, 123456789, time.UTC)
@@ -134,6 +136,74 @@ func TestAppendTimestamp_MatchesTheLayout(t *testing.T) {
 	for _, tm := range times {
 		if got, want := string(AppendTimestamp(nil, tm)), tm.UTC().Format(layout); got != want {
 			t.Fatalf("AppendTimestamp(%v) = %s, want %s", tm, got, want)
+		}
+	}
+}
+
+// appendStringByteByByte is AppendString without the eight-byte steps:
+// the reference the fast path must agree with.
+func appendStringByteByByte(dst, s []byte) []byte {
+	dst = append(dst, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if needsEscape[c] {
+				dst = appendEscapedASCII(dst, c)
+			} else {
+				dst = append(dst, c)
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRune(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			dst = append(dst, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			dst = append(dst, `\u202`...)
+			dst = append(dst, hexDigits[r&0xf])
+		default:
+			dst = append(dst, s[i:i+size]...)
+		}
+		i += size
+	}
+	return append(dst, '"')
+}
+
+// Ensure the eight-bytes-at-a-time path escapes exactly what the byte by
+// byte one does, wherever in a word the byte that needs care falls.
+func TestAppendString_WordsAgreeWithBytes(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	alphabet := []byte("abcdefgh XYZ0123456789-_/.:\"\\\x00\x01\x1f\x7f\x80\xbf\xc3\xa9\xe2\x80\xa8\xff")
+	for n := range 20000 {
+		s := make([]byte, rng.IntN(40))
+		for i := range s {
+			if rng.IntN(4) == 0 {
+				s[i] = alphabet[rng.IntN(len(alphabet))]
+			} else {
+				s[i] = byte('a' + rng.IntN(26))
+			}
+		}
+		if n < 256 {
+			s = append(bytes.Repeat([]byte("x"), n%16), byte(n)) // every byte value at every offset
+		}
+		got, want := AppendString(nil, s), appendStringByteByByte(nil, s)
+		if !bytes.Equal(got, want) {
+			t.Fatalf("AppendString(%q) = %s, want %s", s, got, want)
+		}
+	}
+}
+
+// Ensure the remembered second gives the same text as formatting afresh,
+// across seconds, days and the two slots.
+func TestEncoder_TimestampCache(t *testing.T) {
+	enc := mustEncoder(t)
+	base := time.Date(2026, 12, 31, 23, 59, 58, 999999999, time.UTC)
+	for _, d := range []time.Duration{0, 1, time.Second, 2 * time.Second, -time.Second, 0, 3*time.Second + 5, 24 * time.Hour} {
+		ts := base.Add(d)
+		got := enc.appendTimestamp(nil, ts)
+		if want := AppendTimestamp(nil, ts); !bytes.Equal(got, want) {
+			t.Fatalf("%v: %s, want %s", ts, got, want)
 		}
 	}
 }

@@ -51,6 +51,7 @@ type Follower struct {
 
 	br      *bufio.Reader
 	win     window
+	framing bool // readFile is framing what win read
 	scratch []byte
 	// prefixSums are copyOf's fingerprint sums of a new file's head.
 	prefixSums [fingerprintMax + 1]uint64

@@ -36,6 +36,8 @@ type Line struct {
 	// or the read when no event said so): a record waits for its batch
 	// from then, so letting events settle adds nothing to its latency.
 	Since time.Time
+	// Read is when tailcar read the record from its file.
+	Read time.Time
 }
 
 // Handler takes the records read, in file order. Handle may block, which

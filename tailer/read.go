@@ -15,12 +15,16 @@ import (
 type window struct {
 	fd       *os.File
 	off, end int64
+	// at is when the bytes being framed were read: the records' read
+	// time, taken once per buffer rather than once per line.
+	at time.Time
 }
 
 func (w *window) Read(p []byte) (int, error) {
 	if w.off >= w.end {
 		return 0, io.EOF
 	}
+	w.at = time.Now()
 	if rest := w.end - w.off; int64(len(p)) > rest {
 		p = p[:rest]
 	}
@@ -116,6 +120,8 @@ func (f *Follower) readFile(ctx context.Context, fl *file, limit int64, final bo
 	}
 	f.win = window{fd: fl.fd, off: fl.offset, end: stop}
 	f.br.Reset(&f.win)
+	f.framing = true
+	defer func() { f.framing = false }()
 	start := fl.offset
 	defer func() {
 		if fl.offset > start {

@@ -146,8 +146,18 @@ func (f *Follower) emit(ctx context.Context, fl *file, stream int, text []byte, 
 	text, shortened := cutUTF8(text, f.cfg.MaxRecordBytes)
 	return f.out.Handle(ctx, Line{
 		Source: fl.source, Path: fl.path, End: end, Ack: fl.safeEnd(end), Text: text, Truncated: cut || shortened,
-		Time: t, Stream: streamNames[stream], Malformed: malformed, Since: f.sinceOf(fl),
+		Time: t, Stream: streamNames[stream], Malformed: malformed, Since: f.sinceOf(fl), Read: f.readTime(),
 	})
+}
+
+// readTime is when the record being handed over was read: when its
+// buffer was filled while a file is being read, now otherwise (a record
+// completed by a timer or by the drain).
+func (f *Follower) readTime() time.Time {
+	if f.framing && !f.win.at.IsZero() {
+		return f.win.at
+	}
+	return time.Now()
 }
 
 // safeEnd is the offset a record ending at end may acknowledge: its end,
