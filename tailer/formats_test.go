@@ -264,11 +264,9 @@ func TestFollower_KubeletLayoutThousandContainers(t *testing.T) {
 // follows /var/log/containers links.
 func TestFollower_KubeletRotationUnderLoad(t *testing.T) {
 	root := t.TempDir()
-	// The first line is there before tailcar starts. (With an empty file,
-	// which tailcar defers as a possible copy and then starts on its first
-	// write, about one run in ten under -race never saw the rename that
-	// followed; see the closing note of 2026-12-02.)
-	_, _, podDirs := kubeletLayout(t, root, 1, 1)
+	// The file is empty when tailcar starts: deferred as a possible copy,
+	// then started on its first write, it must still see every rename.
+	_, _, podDirs := kubeletLayout(t, root, 1, 0)
 	log := filepath.Join(podDirs[0], "app", "0.log")
 	cfg := testConfig(t, root, "containers/*.log")
 	cfg.Format = FormatCRI
@@ -280,7 +278,7 @@ func TestFollower_KubeletRotationUnderLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	var rotated []string
-	for n := 2; n <= total; n++ {
+	for n := 1; n <= total; n++ {
 		if _, err := fmt.Fprintf(f, "%s stdout F line seq=%d\n", criTime(n), n); err != nil {
 			t.Fatal(err)
 		}
