@@ -59,7 +59,7 @@ type Parser struct {
 	fixedKeys, renameAny bool
 	nginx                nginxParser
 	json                 JSONScanner
-	// The last time text read, and its time.
+	// The last time text read, and its time; lastTimeLen 0 when none.
 	lastTimeText [64]byte
 	lastTimeLen  int
 	lastTime     time.Time
@@ -328,11 +328,11 @@ func (p *Parser) readTime(f *Fields, m *member) (time.Time, bool) {
 	}
 	// Lines come many to a second, and an app writes its time the same
 	// way each time: the last text read is remembered with its time.
-	if !number && len(val) <= len(p.lastTimeText) && p.lastTimeLen == len(val) && bytes.Equal(val, p.lastTimeText[:p.lastTimeLen]) {
+	if !number && p.lastTimeLen > 0 && bytes.Equal(val, p.lastTimeText[:p.lastTimeLen]) {
 		return p.lastTime, true
 	}
 	t, ok := p.cfg.Time.Parse(val, number)
-	if ok && !number && len(val) <= len(p.lastTimeText) {
+	if ok && !number && len(val) > 0 && len(val) <= len(p.lastTimeText) {
 		p.lastTimeLen = copy(p.lastTimeText[:], val)
 		p.lastTime = t
 	}

@@ -298,6 +298,36 @@ func TestParser_TimeOutOfRangeFallsBack(t *testing.T) {
 	}
 }
 
+// Ensure the remembered last time text gives a time only for that very
+// text: an empty time before any was read, then the same, another and an
+// empty one, in that order, each read as it would be alone; a time that
+// is not read stays a field of the record.
+func TestParser_RememberedTime(t *testing.T) {
+	p := mustParser(t, ParseJSON)
+	want := map[string]time.Time{
+		`{"msg":"a","time":""}`:                      {},
+		`{"msg":"b","time":"2026-12-03T10:00:00Z"}`:  time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC),
+		`{"msg":"c","time":"2026-12-03T10:00:00Z"}`:  time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC),
+		`{"msg":"d","time":"2026-12-03T10:00:01Z"}`:  time.Date(2026, 12, 3, 10, 0, 1, 0, time.UTC),
+		`{"msg":"e","time":"2026-12-03T10:00:0"}`:    {},
+		`{"msg":"f","time":"2026-12-03T10:00:01Z "}`: {},
+	}
+	for _, line := range []string{`{"msg":"a","time":""}`, `{"msg":"b","time":"2026-12-03T10:00:00Z"}`,
+		`{"msg":"c","time":"2026-12-03T10:00:00Z"}`, `{"msg":"d","time":"2026-12-03T10:00:01Z"}`,
+		`{"msg":"e","time":"2026-12-03T10:00:0"}`, `{"msg":"a","time":""}`, `{"msg":"f","time":"2026-12-03T10:00:01Z "}`} {
+		var f Fields
+		if !p.Parse([]byte(line), &f) {
+			t.Fatalf("%s: not parsed", line)
+		}
+		if !f.Time.Equal(want[line]) {
+			t.Errorf("%s: event time %v, want %v", line, f.Time, want[line])
+		}
+		if kept := f.Len() == 1; kept != f.Time.IsZero() {
+			t.Errorf("%s: %d fields; a time that is not read must stay a field, one that is read must not", line, f.Len())
+		}
+	}
+}
+
 func TestTimeFormat_Auto(t *testing.T) {
 	want := time.Date(2026, 12, 2, 10, 0, 0, 123456789, time.UTC)
 	for _, tc := range []struct {
