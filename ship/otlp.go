@@ -202,60 +202,28 @@ func readAnswer(answer []byte) (rejected int64, message string) {
 // readPartialSuccess reads an ExportLogsServiceResponse: how many records
 // the backend refused, and why. An empty answer is a full success.
 func readPartialSuccess(answer []byte) (rejected int64, message string, err error) {
-	for len(answer) > 0 {
-		num, typ, n := protowire.ConsumeTag(answer)
-		if n < 0 {
-			return 0, "", errMalformedAnswer
+	var inner error
+	err = eachField(answer, func(num protowire.Number, typ protowire.Type, _ uint64, data []byte) {
+		if num != responsePartialSuccess || typ != protowire.BytesType {
+			return
 		}
-		answer = answer[n:]
-		if num == responsePartialSuccess && typ == protowire.BytesType {
-			partial, n := protowire.ConsumeBytes(answer)
-			if n < 0 {
-				return 0, "", errMalformedAnswer
+		inner = eachField(data, func(num protowire.Number, typ protowire.Type, v uint64, data []byte) {
+			switch {
+			case num == partialRejected && typ == protowire.VarintType:
+				rejected = int64(v)
+			case num == partialMessage && typ == protowire.BytesType:
+				message = string(data)
 			}
-			answer = answer[n:]
-			if rejected, message, err = readPartial(partial); err != nil {
-				return 0, "", err
-			}
-			continue
-		}
-		if n = protowire.ConsumeFieldValue(num, typ, answer); n < 0 {
-			return 0, "", errMalformedAnswer
-		}
-		answer = answer[n:]
+		})
+	})
+	if err == nil {
+		err = inner
 	}
-	return rejected, message, nil
-}
-
-func readPartial(b []byte) (rejected int64, message string, err error) {
-	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return 0, "", errMalformedAnswer
-		}
-		b = b[n:]
-		switch {
-		case num == partialRejected && typ == protowire.VarintType:
-			v, n := protowire.ConsumeVarint(b)
-			if n < 0 {
-				return 0, "", errMalformedAnswer
-			}
-			rejected, b = int64(v), b[n:]
-		case num == partialMessage && typ == protowire.BytesType:
-			v, n := protowire.ConsumeBytes(b)
-			if n < 0 {
-				return 0, "", errMalformedAnswer
-			}
-			message, b = string(v), b[n:]
-		default:
-			if n = protowire.ConsumeFieldValue(num, typ, b); n < 0 {
-				return 0, "", errMalformedAnswer
-			}
-			b = b[n:]
-		}
+	if err == nil && rejected < 0 {
+		err = fmt.Errorf("%w: a negative count of rejected records", errMalformedAnswer)
 	}
-	if rejected < 0 {
-		return 0, "", fmt.Errorf("%w: a negative count of rejected records", errMalformedAnswer)
+	if err != nil {
+		return 0, "", err
 	}
 	return rejected, message, nil
 }
@@ -266,23 +234,41 @@ func describeStatus(contentType string, answer []byte) (string, bool) {
 	if !strings.HasPrefix(contentType, "application/x-protobuf") && !strings.HasPrefix(contentType, "application/protobuf") {
 		return "", false
 	}
-	for len(answer) > 0 {
-		num, typ, n := protowire.ConsumeTag(answer)
-		if n < 0 {
-			return "", false
-		}
-		answer = answer[n:]
+	var message string
+	found := false
+	err := eachField(answer, func(num protowire.Number, typ protowire.Type, _ uint64, data []byte) {
 		if num == statusMessage && typ == protowire.BytesType {
-			v, n := protowire.ConsumeBytes(answer)
-			if n < 0 {
-				return "", false
-			}
-			return string(v), true
+			message, found = string(data), true
 		}
-		if n = protowire.ConsumeFieldValue(num, typ, answer); n < 0 {
-			return "", false
+	})
+	return message, err == nil && found
+}
+
+// eachField calls fn with every field of a protobuf message: its number,
+// its wire type, and its value (a varint's in v, a length-delimited
+// field's in data). It fails on a message that does not parse.
+func eachField(b []byte, fn func(num protowire.Number, typ protowire.Type, v uint64, data []byte)) error {
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return errMalformedAnswer
 		}
-		answer = answer[n:]
+		b = b[n:]
+		var v uint64
+		var data []byte
+		switch typ {
+		case protowire.VarintType:
+			v, n = protowire.ConsumeVarint(b)
+		case protowire.BytesType:
+			data, n = protowire.ConsumeBytes(b)
+		default:
+			n = protowire.ConsumeFieldValue(num, typ, b)
+		}
+		if n < 0 {
+			return errMalformedAnswer
+		}
+		b = b[n:]
+		fn(num, typ, v, data)
 	}
-	return "", false
+	return nil
 }
