@@ -94,9 +94,9 @@ func (e *OTLPEncoder) AppendRecord(dst []byte, r Record) []byte {
 	case r.Fields.message == messageParsed:
 		dst = e.appendBody(dst, r.Fields.msgText, r.Fields.msgForm)
 	}
-	dst = appendStringAttribute(dst, AttrFilePath, e.validText(r.Path))
+	dst = e.appendTextAttribute(dst, logAttributes, AttrFilePath, r.Path)
 	if r.Stream != "" {
-		dst = appendStringAttribute(dst, AttrIOStream, e.validText(r.Stream))
+		dst = appendStringAttribute(dst, AttrIOStream, r.Stream) // stdout or stderr
 	}
 	if r.Truncated {
 		dst = appendBoolAttribute(dst, AttrTruncated, true)
@@ -220,11 +220,7 @@ func (e *OTLPEncoder) appendField(dst []byte, m *member) []byte {
 		case KindBool:
 			return appendBoolAttribute(dst, key, m.val[0] == 't')
 		case KindNull:
-			dst = protowire.AppendTag(dst, logAttributes, protowire.BytesType)
-			dst = protowire.AppendVarint(dst, uint64(keyValueSize(len(key), 0)))
-			dst = appendKey(dst, key)
-			dst = protowire.AppendTag(dst, keyValueValue, protowire.BytesType)
-			return protowire.AppendVarint(dst, 0)
+			return appendKeyValue(dst, logAttributes, key, 0) // an empty AnyValue
 		case KindObject, KindArray:
 			return appendStringAttribute(dst, key, e.validBytes(m.val))
 		}
@@ -266,16 +262,6 @@ func (e *OTLPEncoder) validBytes(b []byte) []byte {
 	return e.valid
 }
 
-// validText is validBytes for a string, without copying a valid one.
-func (e *OTLPEncoder) validText(s string) []byte {
-	if utf8.ValidString(s) {
-		e.valid = append(e.valid[:0], s...)
-		return e.valid
-	}
-	e.valid = appendValidUTF8(e.valid[:0], []byte(s))
-	return e.valid
-}
-
 // appendValidUTF8 appends b with each invalid byte replaced by U+FFFD.
 func appendValidUTF8(dst, b []byte) []byte {
 	for i := 0; i < len(b); {
@@ -312,14 +298,10 @@ func keyValueSize(keyLen, valueSize int) int {
 		protowire.SizeTag(keyValueValue) + protowire.SizeBytes(valueSize)
 }
 
-func appendKey(dst, key []byte) []byte {
-	dst = protowire.AppendTag(dst, keyValueKey, protowire.BytesType)
-	return protowire.AppendBytes(dst, key)
-}
-
-func appendStringValue(dst, text []byte) []byte {
+func appendStringValue[V []byte | string](dst []byte, text V) []byte {
 	dst = protowire.AppendTag(dst, anyString, protowire.BytesType)
-	return protowire.AppendBytes(dst, text)
+	dst = protowire.AppendVarint(dst, uint64(len(text)))
+	return append(dst, text...)
 }
 
 // appendKeyValue appends a KeyValue whose AnyValue is valueSize bytes
@@ -335,9 +317,28 @@ func appendKeyValue[K []byte | string](dst []byte, number protowire.Number, key 
 	return protowire.AppendVarint(dst, uint64(valueSize))
 }
 
-func appendStringAttribute[K []byte | string](dst []byte, key K, text []byte) []byte {
-	dst = appendKeyValue(dst, logAttributes, key, stringValueSize(len(text)))
+func appendStringAttribute[K, V []byte | string](dst []byte, key K, text V) []byte {
+	return appendStringKeyValue(dst, logAttributes, key, text)
+}
+
+// appendStringKeyValue appends a KeyValue with a string value as field
+// number of the enclosing message.
+func appendStringKeyValue[K, V []byte | string](dst []byte, number protowire.Number, key K, text V) []byte {
+	dst = appendKeyValue(dst, number, key, stringValueSize(len(text)))
 	return appendStringValue(dst, text)
+}
+
+// appendTextAttribute appends a string attribute whose value may not be
+// UTF-8 (a path, a tag), repairing it only when it is not.
+func (e *OTLPEncoder) appendTextAttribute(dst []byte, number protowire.Number, key, text string) []byte {
+	if !utf8.ValidString(key) {
+		key = string(appendValidUTF8(nil, []byte(key)))
+	}
+	if utf8.ValidString(text) {
+		return appendStringKeyValue(dst, number, key, text)
+	}
+	e.valid = appendValidUTF8(e.valid[:0], []byte(text))
+	return appendStringKeyValue(dst, number, key, e.valid)
 }
 
 func appendBoolAttribute[K []byte | string](dst []byte, key K, v bool) []byte {
@@ -365,13 +366,13 @@ type Resources struct {
 	tags  []Tag
 	paths *PathTagger // nil: every file has the same resource
 	fixed []byte
-	cache map[string][]byte
+	cache pathCache
 }
 
 // NewResources returns the resources for tags and, when paths is not nil,
 // each file's path tags.
 func NewResources(tags []Tag, paths *PathTagger) *Resources {
-	r := &Resources{tags: tags, paths: paths, cache: make(map[string][]byte)}
+	r := &Resources{tags: tags, paths: paths, cache: make(pathCache)}
 	r.fixed = AppendResource([]byte{}, tags)
 	return r
 }
@@ -382,19 +383,15 @@ func (r *Resources) For(path string) []byte {
 	if r.paths == nil {
 		return r.fixed
 	}
-	if enc, ok := r.cache[path]; ok {
-		return enc
-	}
-	if len(r.cache) >= maxPathTagCache {
-		clear(r.cache)
-	}
-	enc := AppendResource(nil, append(append([]Tag(nil), r.tags...), r.paths.Tags(path)...))
-	r.cache[path] = enc
-	return enc
+	return r.cache.get(path, func(path string) []byte {
+		// Never nil, even without a tag: nil means no resource at all, and
+		// the batch would count the record in another file's group.
+		return AppendResource(AppendResource([]byte{}, r.tags), r.paths.Tags(path))
+	})
 }
 
-// AppendResource appends a Resource message holding tags as string
-// attributes.
+// AppendResource appends tags as the attributes of a Resource message:
+// a Resource is its attributes, so resources append to each other.
 func AppendResource(dst []byte, tags []Tag) []byte {
 	var e OTLPEncoder
 	for _, t := range tags {
@@ -402,9 +399,7 @@ func AppendResource(dst []byte, tags []Tag) []byte {
 		if semconv, ok := ResourceNames[name]; ok {
 			name = semconv
 		}
-		value := e.validText(t.Value)
-		dst = appendKeyValue(dst, resourceAttributes, e.validKey([]byte(name)), stringValueSize(len(value)))
-		dst = appendStringValue(dst, value)
+		dst = e.appendTextAttribute(dst, resourceAttributes, name, t.Value)
 	}
 	return dst
 }

@@ -167,8 +167,10 @@ func TestResources(t *testing.T) {
 			t.Fatalf("resource %v, want %v", got, want)
 		}
 	}
-	if len(NewResources(nil, nil).For("x")) != 0 || NewResources(nil, nil).For("x") == nil {
-		t.Fatal("no tags: an empty resource, but a resource")
+	for _, res := range []*Resources{NewResources(nil, nil), NewResources(nil, tagger)} {
+		if enc := res.For("/var/log/app/x.log"); len(enc) != 0 || enc == nil {
+			t.Fatal("no tags: an empty resource, but a resource (nil would join another file's group)")
+		}
 	}
 }
 

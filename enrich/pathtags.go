@@ -29,13 +29,13 @@ const maxPathTagCache = 4096
 // path. One goroutine uses it.
 type PathTagger struct {
 	re    *regexp.Regexp // nil for the kubelet's paths
-	cache map[string][]byte
+	cache pathCache
 }
 
 // NewPathTagger returns the tagger for a TAILCAR_PATH_TAGS value:
 // "kubernetes", or an RE2 expression whose named groups become fields.
 func NewPathTagger(v string) (*PathTagger, error) {
-	t := &PathTagger{cache: make(map[string][]byte)}
+	t := &PathTagger{cache: make(pathCache)}
 	if v == PathTagsKubernetes {
 		return t, nil
 	}
@@ -76,20 +76,32 @@ func (t *PathTagger) Names() []string {
 // Encoded returns path's fields as ,"name":"value" pairs. It allocates
 // only the first time it sees a path.
 func (t *PathTagger) Encoded(path string) []byte {
-	if enc, ok := t.cache[path]; ok {
+	return t.cache.get(path, func(path string) []byte {
+		var enc []byte
+		for _, tag := range t.Tags(path) {
+			enc = append(enc, ',')
+			enc = appendStringFromString(enc, tag.Name)
+			enc = append(enc, ':')
+			enc = appendStringFromString(enc, tag.Value)
+		}
+		return enc
+	})
+}
+
+// pathCache keeps what a path's tags encode to, built on first use. It
+// is emptied when it holds maxPathTagCache paths, so that a node that has
+// run thousands of Pods does not keep them all.
+type pathCache map[string][]byte
+
+func (c pathCache) get(path string, build func(path string) []byte) []byte {
+	if enc, ok := c[path]; ok {
 		return enc
 	}
-	if len(t.cache) >= maxPathTagCache {
-		clear(t.cache)
+	if len(c) >= maxPathTagCache {
+		clear(c)
 	}
-	var enc []byte
-	for _, tag := range t.Tags(path) {
-		enc = append(enc, ',')
-		enc = appendStringFromString(enc, tag.Name)
-		enc = append(enc, ':')
-		enc = appendStringFromString(enc, tag.Value)
-	}
-	t.cache[path] = enc
+	enc := build(path)
+	c[path] = enc
 	return enc
 }
 
