@@ -158,7 +158,7 @@ const leadLen = 32
 // A copy starts as the generation did, whose first bytes do not change
 // without a truncation, which starts a new source.
 func (f *Follower) mayStartAs(head []byte, orig *file) bool {
-	if orig.leadOf != orig.source || orig.leadOf == 0 {
+	if orig.leadOf != orig.source { // not read yet (sources are never 0)
 		return true
 	}
 	n := min(len(head), leadLen)
@@ -170,9 +170,8 @@ func (f *Follower) mayStartAs(head []byte, orig *file) bool {
 func (f *Follower) hashPrefixes(head []byte) {
 	h := uint64(fnvOffset)
 	f.prefixSums[0] = h
-	for i, c := range head {
-		h ^= uint64(c)
-		h *= fnvPrime
+	for i := range head {
+		h = fnvAdd(h, head[i:i+1])
 		f.prefixSums[i+1] = h
 	}
 }

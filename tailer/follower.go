@@ -51,7 +51,6 @@ type Follower struct {
 
 	br      *bufio.Reader
 	win     window
-	framing bool // readFile is framing what win read
 	scratch []byte
 	// prefixSums are copyOf's fingerprint sums of a new file's head.
 	prefixSums [fingerprintMax + 1]uint64
@@ -81,7 +80,7 @@ func NewFollower(cfg Config) *Follower {
 		refusedNow: make(map[string]string),
 		ownOpens:   make(map[string]int),
 		br:         bufio.NewReaderSize(nil, readBufferSize),
-		scratch:    make([]byte, fingerprintMax+leadLen),
+		scratch:    make([]byte, fingerprintMax),
 	}
 }
 

@@ -120,8 +120,9 @@ func (f *Follower) readFile(ctx context.Context, fl *file, limit int64, final bo
 	}
 	f.win = window{fd: fl.fd, off: fl.offset, end: stop}
 	f.br.Reset(&f.win)
-	f.framing = true
-	defer func() { f.framing = false }()
+	// Records completed outside a read (by a timer, by the drain) take
+	// the time of their handing over, not this window's.
+	defer func() { f.win.at = time.Time{} }()
 	start := fl.offset
 	defer func() {
 		if fl.offset > start {

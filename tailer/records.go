@@ -154,7 +154,7 @@ func (f *Follower) emit(ctx context.Context, fl *file, stream int, text []byte, 
 // buffer was filled while a file is being read, now otherwise (a record
 // completed by a timer or by the drain).
 func (f *Follower) readTime() time.Time {
-	if f.framing && !f.win.at.IsZero() {
+	if !f.win.at.IsZero() {
 		return f.win.at
 	}
 	return time.Now()
