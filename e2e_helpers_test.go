@@ -253,3 +253,27 @@ func requireNoLoss(t *testing.T, c seq.Tally, wantDuplicates bool) {
 		t.Errorf("%d lines duplicated", c.Duplicated)
 	}
 }
+
+// startServer starts a test server's process and stops it when the test
+// ends: stop, then a kill if it has not exited after 20 s. onFail, when
+// the test failed, logs what the server said.
+func startServer(t *testing.T, cmd *exec.Cmd, stop syscall.Signal, onFail func()) {
+	t.Helper()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(stop)
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			onFail()
+		}
+	})
+}

@@ -65,23 +65,7 @@ service:
 	cmd := exec.Command(bin, "--config", config)
 	var stderr lockedBuffer
 	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			t.Logf("collector stderr:\n%s", stderr.String())
-		}
-	})
+	startServer(t, cmd, syscall.SIGTERM, func() { t.Logf("collector stderr:\n%s", stderr.String()) })
 	waitFor(t, 30*time.Second, "the Collector to listen", func() bool {
 		conn, err := net.Dial("tcp", c.addr)
 		if err != nil {

@@ -65,23 +65,10 @@ http {
 		t.Fatal(err)
 	}
 	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGQUIT)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			b, _ := os.ReadFile(filepath.Join(dir, "error.log"))
-			t.Logf("nginx error.log:\n%s", b)
-		}
+	// SIGQUIT: nginx's graceful stop.
+	startServer(t, cmd, syscall.SIGQUIT, func() {
+		b, _ := os.ReadFile(filepath.Join(dir, "error.log"))
+		t.Logf("nginx error.log:\n%s", b)
 	})
 	waitFor(t, 10*time.Second, "nginx to listen", func() bool {
 		resp, err := http.Get("http://" + n.addr + "/ready")

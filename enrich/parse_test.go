@@ -433,29 +433,24 @@ func BenchmarkParser(b *testing.B) {
 		{"logfmt", mustParser(b, ParseLogfmt), `time=2026-12-02T10:00:01.5Z level=info msg="user logged in" took=12ms seq=3`},
 		{"regex", mustParser(b, ParseRegex), `ERROR 1796205600123 payment refused seq=4`},
 	} {
-		b.Run(tc.name, func(b *testing.B) {
-			var f Fields
-			var buf []byte
-			line := []byte(tc.line)
-			b.SetBytes(int64(len(line)))
-			b.ReportAllocs()
-			for b.Loop() {
-				tc.p.Parse(line, &f)
-				buf = enc.AppendRecord(buf[:0], Record{Read: parseReadAt, Event: f.Time, Path: "/var/log/app.log", Message: line, Fields: &f})
+		for _, e := range []struct {
+			suffix string
+			enc    interface {
+				AppendRecord([]byte, Record) []byte
 			}
-		})
-		b.Run(tc.name+"-otlp", func(b *testing.B) {
-			var f Fields
-			var buf []byte
-			otlp := NewOTLPEncoder()
-			line := []byte(tc.line)
-			b.SetBytes(int64(len(line)))
-			b.ReportAllocs()
-			for b.Loop() {
-				tc.p.Parse(line, &f)
-				buf = otlp.AppendRecord(buf[:0], Record{Read: parseReadAt, Event: f.Time, Path: "/var/log/app.log", Message: line, Fields: &f})
-			}
-		})
+		}{{"", enc}, {"-otlp", NewOTLPEncoder()}} {
+			b.Run(tc.name+e.suffix, func(b *testing.B) {
+				var f Fields
+				var buf []byte
+				line := []byte(tc.line)
+				b.SetBytes(int64(len(line)))
+				b.ReportAllocs()
+				for b.Loop() {
+					tc.p.Parse(line, &f)
+					buf = e.enc.AppendRecord(buf[:0], Record{Read: parseReadAt, Event: f.Time, Path: "/var/log/app.log", Message: line, Fields: &f})
+				}
+			})
+		}
 	}
 }
 

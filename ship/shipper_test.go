@@ -127,6 +127,15 @@ func mustURL(t *testing.T, s string) *url.URL {
 // shipper to the end.
 func shipAll(t *testing.T, cfg Config, n int) (*Shipper, *ackLog, error) {
 	t.Helper()
+	return shipEach(t, cfg, n, func(i int) ([]byte, Meta) {
+		return []byte(fmt.Sprintf(`{"message":"seq=%d"}`, i)), meta(7, int64(i*10))
+	})
+}
+
+// shipEach adds records 1..n from next, closes, and runs the shipper to
+// the end, with short waits and backoffs.
+func shipEach(t *testing.T, cfg Config, n int, next func(i int) ([]byte, Meta)) (*Shipper, *ackLog, error) {
+	t.Helper()
 	acks := &ackLog{}
 	cfg.Acker = acks
 	if cfg.BatchBytes == 0 {
@@ -142,8 +151,8 @@ func shipAll(t *testing.T, cfg Config, n int) (*Shipper, *ackLog, error) {
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
 	for i := 1; i <= n; i++ {
-		rec := fmt.Sprintf(`{"message":"seq=%d"}`, i)
-		if err := s.Add(ctx, []byte(rec), meta(7, int64(i*10))); err != nil {
+		rec, m := next(i)
+		if err := s.Add(ctx, rec, m); err != nil {
 			t.Fatal(err)
 		}
 	}
