@@ -55,10 +55,12 @@ func onDisk(t *testing.T, pattern string) map[int]bool {
 // writes 3,000 lines a second, one write per line, and tailcar follows
 // access.log*. Every line written is counted. In copytruncate mode, the
 // lines written between logrotate's copy and its truncation (its fsync of
-// the copy takes milliseconds) exist only until the truncation; tailcar
-// polls a file another process opened until it is truncated, which keeps
-// most of them. Those it still misses are reported, not asserted: issue
-// 12 asks for none, and the note says what remains.
+// the copy takes milliseconds) exist only until the truncation; a rescue
+// (tailer/rescue.go) reads the file at each write from logrotate's open
+// until the truncation, which keeps most of them. Those it still misses
+// are reported, not asserted: issue 12 asks for none, and the note says
+// what remains. tailer.TestRescue_KeepsWhatTheTruncationWipes asserts the
+// mechanism without the race against the writer.
 func TestRun_LogrotateUnderLoad(t *testing.T) {
 	logrotate, err := exec.LookPath("logrotate")
 	if err != nil {

@@ -64,6 +64,11 @@ func (f *Follower) copyOf(ctx context.Context, fd *os.File, c candidate, entries
 		if !alike && !f.headHas(head, orig.fp) {
 			continue
 		}
+		if f.guards.rescuing(orig) {
+			// The original is at risk of truncation right now; it is read,
+			// and the copy decided, once the rescue ends.
+			return copyDecision{wait: true}, nil
+		}
 		// Read what the original still has first, so that it is not read
 		// twice; this is also where its truncation is noticed. The order
 		// matters: an original not truncated now was not truncated when it

@@ -54,11 +54,13 @@ func (f *Follower) openFile(fl *file, path string) (os.FileInfo, error) {
 	}
 	fl.fd = fd
 	f.open++
+	f.guards.add(fl, fd)
 	return fi, nil
 }
 
 // closeFile closes fl's descriptor, if open.
 func (f *Follower) closeFile(fl *file) {
+	f.guards.remove(fl)
 	if fl.fd != nil {
 		fl.fd.Close()
 		fl.fd = nil

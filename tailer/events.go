@@ -89,10 +89,11 @@ func (f *Follower) onLayout(ev notifyEvent, now time.Time) {
 	// Another process opened a file that is being written: perhaps
 	// logrotate, which copies it, fsyncs the copy (2 ms and more) and
 	// truncates it. A line written meanwhile exists only until the
-	// truncation, and a read after its change event can come too late: the
-	// file is polled instead, until it is truncated or pollUntil passes. A
-	// file nobody writes (an old copy being compressed) loses nothing to a
-	// truncation and is not polled.
+	// truncation, and a read after its change event can come too late. The
+	// events' reader has started a rescue already (rescue.go), unless it
+	// could not; then the file is polled instead, until it is truncated or
+	// pollUntil passes. A file nobody writes (an old copy being compressed)
+	// loses nothing to a truncation and is not polled.
 	if !fl.polling(now) {
 		f.cfg.Log.Debug().Str("path", fl.path).Msg("opened by another process; polling it until it is truncated or a while has passed")
 		f.polled = append(f.polled, fl)
@@ -111,8 +112,15 @@ func (f *Follower) poll(now time.Time) bool {
 	if len(f.polled) == 0 {
 		return false
 	}
-	f.polled = slices.DeleteFunc(f.polled, func(fl *file) bool { return fl.gone || !fl.polling(now) })
-	if len(f.polled) == 0 {
+	f.polled = slices.DeleteFunc(f.polled, func(fl *file) bool {
+		if fl.gone || !fl.polling(now) {
+			f.guards.drop(fl)
+			return true
+		}
+		return false
+	})
+	// A file a rescue watches is not polled: the rescue reads it.
+	if !slices.ContainsFunc(f.polled, func(fl *file) bool { return !f.guards.rescuing(fl) }) {
 		return false
 	}
 	// Yield the processor, and the core for a moment: the shipper and the
@@ -120,7 +128,9 @@ func (f *Follower) poll(now time.Time) bool {
 	runtime.Gosched()
 	_ = unix.Nanosleep(&unix.Timespec{Nsec: pollPause}, nil)
 	for _, fl := range f.polled {
-		f.queue(fl)
+		if !f.guards.rescuing(fl) {
+			f.queue(fl)
+		}
 	}
 	return true
 }
@@ -144,8 +154,8 @@ func (f *Follower) overflowOrGone(in *inotify, ev notifyEvent) bool {
 
 // decideDeferred decides again the possible copies that grew.
 func (f *Follower) decideDeferred(ctx context.Context) error {
-	if len(f.recheck) == 0 {
-		return nil
+	if len(f.recheck) == 0 || f.guards.running.Load() > 0 {
+		return nil // decided when no rescue runs (see guards.running)
 	}
 	found := make(map[fileID]candidate, len(f.recheck))
 	for _, real := range f.recheck {

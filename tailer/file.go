@@ -36,6 +36,8 @@ type file struct {
 	// pollUntil: another process opened the file, so it is polled without
 	// waiting for events until it is truncated or until then.
 	pollUntil time.Time
+	// guard is the file's entry among the guards while it is open.
+	guard *guard
 
 	// size is the size last seen and changed when it last changed: a
 	// rotated file that has not changed for RotateWait can grow no more.

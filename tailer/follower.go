@@ -42,6 +42,12 @@ type Follower struct {
 	// ownOpens counts tailcar's own opens whose events have not come yet:
 	// they are not a copier's.
 	ownOpens map[string]int
+	// rescued are files left unread while a rescue runs; they are queued
+	// again when it ends.
+	rescued map[*file]struct{}
+	// guards lets the layout events' reader start rescues of files at
+	// risk of truncation (rescue.go).
+	guards *guards
 	// polled are files another process opened, polled without waiting
 	// for events until they are truncated or pollUntil passes.
 	polled []*file
@@ -79,6 +85,8 @@ func NewFollower(cfg Config) *Follower {
 		refused:    make(map[string]string),
 		refusedNow: make(map[string]string),
 		ownOpens:   make(map[string]int),
+		rescued:    make(map[*file]struct{}),
+		guards:     newGuards(cfg.CopyPoll, cfg.Log),
 		br:         bufio.NewReaderSize(nil, readBufferSize),
 		scratch:    make([]byte, fingerprintMax),
 	}
@@ -112,6 +120,7 @@ const (
 	wakeSettled      // the settle time is over
 	wakeRescan
 	wakeMultiline
+	wakeRescueEnded // a file at risk of truncation can be read again
 	wakeFinish
 )
 
@@ -129,8 +138,8 @@ func (f *Follower) Run(ctx context.Context, finish <-chan struct{}, out Handler)
 		f.watch = w
 		done := make(chan struct{})
 		var readers sync.WaitGroup
-		readers.Go(func() { w.change.run(done) })
-		readers.Go(func() { w.layout.run(done) })
+		readers.Go(func() { w.change.run(done, nil) })
+		readers.Go(func() { w.layout.run(done, f.guards.opened) })
 		defer func() {
 			close(done)
 			w.close()
@@ -171,7 +180,11 @@ func (f *Follower) Run(ctx context.Context, finish <-chan struct{}, out Handler)
 		// of truncation is the exception: its changes are taken as they
 		// come.
 		incoming := changes
-		if settleArmed && !time.Now().Before(f.eagerUntil) {
+		if settleArmed && !time.Now().Before(f.eagerUntil) || f.guards.running.Load() > 0 {
+			// While a rescue runs, the changes wait too: the copy being
+			// written makes an event per write, and taking them would
+			// keep the processor from the rescue. They are taken when it
+			// ends (guards.ended wakes the loop).
 			incoming = nil
 		}
 		var ev notifyEvent
@@ -200,6 +213,8 @@ func (f *Follower) Run(ctx context.Context, finish <-chan struct{}, out Handler)
 			w = wakeRescan
 		case <-multiline.C:
 			w = wakeMultiline
+		case <-f.guards.ended:
+			w = wakeRescueEnded
 		}
 		// Everything from here to the next wait is one step: a scan or a
 		// read that blocks (a file system that hangs) must look stuck.
@@ -265,13 +280,23 @@ func (f *Follower) Run(ctx context.Context, finish <-chan struct{}, out Handler)
 			// The scan stats every file, so it also finds growth whose
 			// events were missed.
 			f.needScan = true
+		case wakeRescueEnded:
+			for fl := range f.rescued {
+				if !f.guards.rescuing(fl) {
+					delete(f.rescued, fl)
+					f.queue(fl)
+				}
+			}
+			if err := f.decideDeferred(ctx); err != nil {
+				return err
+			}
 		case wakeMultiline:
 			multilineArmed = false
 			if _, err := f.flushIdleRecords(ctx, now); err != nil {
 				return err
 			}
 		}
-		if f.needScan {
+		if f.needScan && f.guards.running.Load() == 0 {
 			// A file at risk of truncation is read before the scan, which
 			// takes a while.
 			if time.Now().Before(f.eagerUntil) {
@@ -334,9 +359,19 @@ func (f *Follower) readQueued(ctx context.Context) error {
 		if fl.gone {
 			continue
 		}
+		rescue := f.guards.state(fl)
+		if rescue == rescueRunning {
+			f.rescued[fl] = struct{}{}
+			continue
+		}
 		more, err := f.readFile(ctx, fl, -1, false)
 		if err != nil {
 			return err
+		}
+		if rescue == rescueEnded {
+			// Read past the end of the rescue with no truncation found
+			// (which would have taken it): what it kept is read.
+			f.guards.drop(fl)
 		}
 		if more {
 			f.queue(fl)

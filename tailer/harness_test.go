@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,10 +26,39 @@ type collector struct {
 	ackUpTo int
 	// sinceCaughtUp counts lines handed over after the last CaughtUp.
 	sinceCaughtUp int
+	// gate, when set, holds Handle until it is closed; stuck says that
+	// a Handle is held.
+	gate  chan struct{}
+	stuck atomic.Bool
+}
+
+// hold makes the next Handle block until release is called, as a sink
+// stuck mid-delivery keeps the follow loop.
+func (c *collector) hold() (release func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	gate := make(chan struct{})
+	c.gate = gate
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			c.mu.Lock()
+			c.gate = nil
+			c.mu.Unlock()
+			close(gate)
+		})
+	}
 }
 
 func (c *collector) Handle(_ context.Context, l Line) error {
 	c.mu.Lock()
+	if gate := c.gate; gate != nil {
+		c.mu.Unlock()
+		c.stuck.Store(true)
+		<-gate
+		c.stuck.Store(false)
+		c.mu.Lock()
+	}
 	defer c.mu.Unlock()
 	l.Text = append([]byte(nil), l.Text...)
 	c.lines = append(c.lines, l)

@@ -15,6 +15,10 @@ import (
 type window struct {
 	fd       *os.File
 	off, end int64
+	// kept, when set, stands in for the file: the bytes a rescue kept,
+	// from offset keptFrom on.
+	kept     []byte
+	keptFrom int64
 	// at is when the bytes being framed were read: the records' read
 	// time, taken once per buffer rather than once per line.
 	at time.Time
@@ -27,6 +31,11 @@ func (w *window) Read(p []byte) (int, error) {
 	w.at = time.Now()
 	if rest := w.end - w.off; int64(len(p)) > rest {
 		p = p[:rest]
+	}
+	if w.kept != nil {
+		n := copy(p, w.kept[w.off-w.keptFrom:])
+		w.off += int64(n)
+		return n, nil
 	}
 	n, err := w.fd.ReadAt(p, w.off)
 	w.off += int64(n)
@@ -93,6 +102,9 @@ func (f *Follower) readFile(ctx context.Context, fl *file, limit int64, final bo
 			return false, nil
 		}
 		if !same || size < fl.offset {
+			if err := f.frameRescued(ctx, fl); err != nil {
+				return false, err
+			}
 			if err := f.truncated(ctx, fl, head); err != nil {
 				return false, err
 			}
@@ -128,8 +140,18 @@ func (f *Follower) readFile(ctx context.Context, fl *file, limit int64, final bo
 		if fl.offset > start {
 			fl.lastActive = time.Now()
 			f.bytes.Add(fl.offset - start)
+			if fl.guard != nil {
+				fl.guard.readTo.Store(fl.offset)
+			}
 		}
 	}()
+	return f.frameWindow(ctx, fl, atEnd, final)
+}
+
+// frameWindow frames the lines of f.win, which starts at fl.offset. With
+// final and atEnd set, a trailing line without newline is framed too. It
+// reports whether there is more to read.
+func (f *Follower) frameWindow(ctx context.Context, fl *file, atEnd, final bool) (bool, error) {
 	for {
 		lineStart := fl.offset
 		chunk, err := f.br.ReadSlice('\n')

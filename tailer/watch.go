@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -33,6 +35,10 @@ const (
 		unix.IN_OPEN | unix.IN_DELETE_SELF | unix.IN_MOVE_SELF | unix.IN_ONLYDIR
 )
 
+// layoutQueue is how many layout events wait for the loop before their
+// reader waits too.
+const layoutQueue = 1024
+
 // notifyEvent is one inotify event: the watch it came from, what
 // happened, and the name in the watched directory (empty for the
 // directory itself).
@@ -43,17 +49,22 @@ type notifyEvent struct {
 }
 
 // inotify is one inotify instance whose events a goroutine reads into a
-// channel. The watch tables belong to the follow loop.
+// channel. The watch tables are written by the follow loop only, under mu,
+// so that the reading goroutine may look a name up too.
 type inotify struct {
 	fd     int // for inotify_add_watch; file.Fd() would make reads blocking
 	file   *os.File
 	mask   uint32
 	events chan notifyEvent
+	mu     sync.Mutex
 	dirs   map[int32]string
 	wds    map[string]int32
 }
 
-func newInotify(mask uint32) (*inotify, error) {
+// newInotify returns an instance for mask whose channel holds queued
+// events (none: the reader waits for the loop, and the kernel merges a
+// file's repeated events meanwhile).
+func newInotify(mask uint32, queued int) (*inotify, error) {
 	fd, err := unix.InotifyInit1(unix.IN_NONBLOCK | unix.IN_CLOEXEC)
 	if err != nil {
 		return nil, fmt.Errorf("inotify: %w", err)
@@ -61,15 +72,16 @@ func newInotify(mask uint32) (*inotify, error) {
 	// Non-blocking, so the runtime's poller waits for it and Close wakes
 	// a blocked Read: the reading goroutine ends with the instance.
 	return &inotify{
-		fd: fd, file: os.NewFile(uintptr(fd), "inotify"), mask: mask, events: make(chan notifyEvent),
+		fd: fd, file: os.NewFile(uintptr(fd), "inotify"), mask: mask, events: make(chan notifyEvent, queued),
 		dirs: make(map[int32]string), wds: make(map[string]int32),
 	}, nil
 }
 
 // run reads events into in.events until the instance is closed or done
-// is closed. While nobody takes an event it blocks on the send, and the
-// kernel queues (and merges) what follows.
-func (in *inotify) run(done <-chan struct{}) {
+// is closed. While the channel is full it blocks on the send, and the
+// kernel queues (and merges) what follows. opened, if set, is called with
+// the path of each open event as soon as it is read.
+func (in *inotify) run(done <-chan struct{}, opened func(path string, now time.Time)) {
 	defer close(in.events)
 	buf := make([]byte, 64<<10)
 	for {
@@ -89,6 +101,11 @@ func (in *inotify) run(done <-chan struct{}) {
 			}
 			ev := notifyEvent{wd: raw.Wd, mask: raw.Mask, name: string(name)}
 			off = nameEnd
+			if opened != nil && ev.mask&(unix.IN_OPEN|unix.IN_ISDIR) == unix.IN_OPEN {
+				if path, ok := in.lookup(ev); ok {
+					opened(path, time.Now())
+				}
+			}
 			select {
 			case in.events <- ev:
 			case <-done:
@@ -111,10 +128,19 @@ func (in *inotify) add(dir string) error {
 	// The same directory under a second name gets the same watch; its
 	// events keep the first name, and the rescan covers the second.
 	if _, dup := in.dirs[wd]; !dup {
+		in.mu.Lock()
 		in.dirs[wd] = dir
 		in.wds[dir] = wd
+		in.mu.Unlock()
 	}
 	return nil
+}
+
+// lookup is path for the reading goroutine.
+func (in *inotify) lookup(ev notifyEvent) (string, bool) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.path(ev)
 }
 
 // path is the path an event names, and whether its watch is known.
@@ -132,8 +158,10 @@ func (in *inotify) path(ev notifyEvent) (string, bool) {
 // removed forgets a watch the kernel dropped (its directory is gone).
 func (in *inotify) removed(wd int32) {
 	if dir, ok := in.dirs[wd]; ok {
+		in.mu.Lock()
 		delete(in.dirs, wd)
 		delete(in.wds, dir)
+		in.mu.Unlock()
 	}
 }
 
@@ -152,11 +180,14 @@ type watches struct {
 }
 
 func newWatches() (*watches, error) {
-	change, err := newInotify(changeMask)
+	change, err := newInotify(changeMask, 0)
 	if err != nil {
 		return nil, err
 	}
-	layout, err := newInotify(layoutMask)
+	// Layout events are few and merge little; queued, they are read from
+	// the kernel as they come, so that a copier's open is acted on at once
+	// (rescue.go) even while the loop is busy.
+	layout, err := newInotify(layoutMask, layoutQueue)
 	if err != nil {
 		change.close()
 		return nil, err

@@ -1,0 +1,332 @@
+package tailer
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
+)
+
+// A copier (logrotate's copytruncate) opens a file, copies it, fsyncs the
+// copy and truncates the file, all within a few milliseconds: the lines
+// written between the copy and the truncation exist only until then. The
+// follow loop cannot be counted on to react in time. It may be scanning
+// (logrotate's renames and the copy's creation come just before) or
+// handing records on, and the events it has not taken wait behind it.
+//
+// So the goroutine that reads the layout events acts on an open itself.
+// When another process opens a followed file that is being written, it
+// starts a rescue: a goroutine that does nothing but read the file's new
+// bytes into memory as soon as they are written, from the loop's offset
+// on, until the file shrinks or the risk is over. When the loop finds
+// the truncation, it frames what the rescue kept beyond its own offset
+// before it starts the new generation.
+
+const (
+	// rescueCap bounds what a rescue keeps beyond the loop's offset; a
+	// writer that outruns the loop by more is left to the loop.
+	rescueCap = 4 << 20
+	// writtenLately: a file another process opens is rescued only if it
+	// was written this recently. A file nobody writes (an old copy being
+	// compressed) loses nothing to a truncation, and a slow writer is
+	// unlikely to write in the milliseconds that matter; the loop polls
+	// both anyway.
+	writtenLately = 500 * time.Millisecond
+	// ownOpenGrace: an open within this long of the loop's own opening
+	// of the file is taken for the loop's (it reopens files it closed
+	// for being idle, and opens the ones it starts following).
+	ownOpenGrace = 100 * time.Millisecond
+	// rescueWake bounds a rescue's wait for a write's event. The event
+	// comes when the write returns, but its bytes show page by page before
+	// that (a rescue was seen to read 109 bytes of a line that crossed a
+	// page): bytes already there are read without waiting for the event.
+	rescueWake = 200 * time.Microsecond
+)
+
+// guards are the followed files a rescue may be started for, by
+// identity. The loop adds and removes them; the events' reader starts
+// rescues; the loop takes or drops them.
+type guards struct {
+	mu   sync.Mutex
+	byID map[fileID]*guard
+	// ended wakes the loop when a rescue ends: the file it kept from
+	// the loop can be read again.
+	ended chan struct{}
+	// running counts the rescues running. Meanwhile the loop scans and
+	// decides possible copies no more: a copier's creating and writing
+	// the copy would otherwise keep it (and a processor) busy in the very
+	// milliseconds the rescues need.
+	running atomic.Int32
+	poll    time.Duration // how long a rescue lasts after an open
+	log     zerolog.Logger
+}
+
+// guard is one followed file's entry. fd and rescue are under guards.mu;
+// readTo is the loop's, read by the events' reader.
+type guard struct {
+	fd     *os.File
+	rescue *rescue
+	// added is when the loop opened the file: the open event that comes
+	// right after is most likely its own.
+	added  time.Time
+	readTo atomic.Int64 // the loop's offset in the file
+}
+
+func newGuards(poll time.Duration, log zerolog.Logger) *guards {
+	return &guards{byID: make(map[fileID]*guard), ended: make(chan struct{}, 1), poll: poll, log: log}
+}
+
+// add makes fl, just opened as fd, a file that can be rescued.
+func (g *guards) add(fl *file, fd *os.File) {
+	gd := &guard{fd: fd, added: time.Now()}
+	gd.readTo.Store(fl.offset)
+	g.mu.Lock()
+	if old := g.byID[fl.id]; old != nil && old.rescue != nil {
+		old.rescue.stop.Store(true)
+	}
+	g.byID[fl.id] = gd
+	g.mu.Unlock()
+	fl.guard = gd
+}
+
+// remove forgets fl before its descriptor is closed, and stops its
+// rescue.
+func (g *guards) remove(fl *file) {
+	gd := fl.guard
+	if gd == nil {
+		return
+	}
+	fl.guard = nil
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.byID[fl.id] == gd {
+		delete(g.byID, fl.id)
+	}
+	gd.fd = nil
+	if gd.rescue != nil {
+		gd.rescue.stop.Store(true)
+		gd.rescue = nil
+	}
+}
+
+// take hands fl's rescue, if any, over to the loop, stopped: what it kept
+// is the loop's.
+func (g *guards) take(fl *file) *rescue {
+	if fl.guard == nil {
+		return nil
+	}
+	g.mu.Lock()
+	r := fl.guard.rescue
+	fl.guard.rescue = nil
+	g.mu.Unlock()
+	if r != nil {
+		r.stop.Store(true)
+		<-r.done
+	}
+	return r
+}
+
+// rescueState is where a file's rescue stands.
+type rescueState int
+
+const (
+	noRescue rescueState = iota
+	rescueRunning
+	rescueEnded // what it kept waits for the loop: a truncation, or nothing
+)
+
+// state reports where fl's rescue stands. The loop leaves a file whose
+// rescue runs unread until it ends (and wakes the loop through ended):
+// reading a backlog and handing its records on would take the processor
+// the rescue needs in the milliseconds before the truncation, and what
+// the rescue keeps is framed from memory if the truncation comes.
+func (g *guards) state(fl *file) rescueState {
+	if fl.guard == nil {
+		return noRescue
+	}
+	g.mu.Lock()
+	r := fl.guard.rescue
+	g.mu.Unlock()
+	if r == nil {
+		return noRescue
+	}
+	select {
+	case <-r.done:
+		return rescueEnded
+	default:
+		return rescueRunning
+	}
+}
+
+// rescuing reports whether fl's rescue is running.
+func (g *guards) rescuing(fl *file) bool { return g.state(fl) == rescueRunning }
+
+// drop stops fl's rescue, if any, and forgets what it kept: the risk is
+// over.
+func (g *guards) drop(fl *file) {
+	if fl.guard == nil {
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if r := fl.guard.rescue; r != nil {
+		r.stop.Store(true)
+		fl.guard.rescue = nil
+	}
+}
+
+// opened is called by the layout events' reader for another process's
+// open of path, before the loop sees the event: a followed file that is
+// being written gets a rescue.
+func (g *guards) opened(path string, now time.Time) {
+	var st unix.Stat_t
+	if unix.Stat(path, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	gd := g.byID[fileID{Dev: uint64(st.Dev), Ino: st.Ino}]
+	if gd == nil || gd.fd == nil || now.Sub(gd.added) < ownOpenGrace || now.UnixNano()-st.Mtim.Nano() > int64(writtenLately) {
+		return
+	}
+	if r := gd.rescue; r != nil {
+		select {
+		case <-r.done:
+			if st.Size < r.from+int64(len(r.kept)) {
+				// It ended with a truncation the loop has not seen yet:
+				// what it kept is still to be framed.
+				return
+			}
+		default:
+			// Running, for its own time only: a file opened again and
+			// again (a viewer polling it) must still get read by the loop
+			// between rescues.
+			return
+		}
+	}
+	r, err := startRescue(path, gd.fd, gd.readTo.Load(), now.Add(g.poll).UnixNano(), g)
+	if err != nil {
+		g.log.Warn().Err(err).Str("path", path).Msg("cannot watch a file at risk of truncation closely; the loop polls it instead")
+		return
+	}
+	gd.rescue = r
+}
+
+// rescue is one file's rescuer. kept and from belong to its goroutine
+// until done is closed.
+type rescue struct {
+	fd int // a duplicate of the file's descriptor, closed by the goroutine
+	// changes is an inotify instance watching the file for writes.
+	changes int
+	from    int64
+	kept    []byte       // the file's bytes from offset from on
+	until   int64        // Unix nanoseconds
+	read    atomic.Int64 // the offset read to, for the log and for tests
+	stop    atomic.Bool
+	done    chan struct{}
+}
+
+// startRescue starts keeping fd's bytes from offset from on, until the
+// Unix nanosecond until.
+func startRescue(path string, fd *os.File, from, until int64, g *guards) (*rescue, error) {
+	conn, err := fd.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	dup, dupErr := -1, error(nil)
+	if err := conn.Control(func(raw uintptr) { dup, dupErr = unix.FcntlInt(raw, unix.F_DUPFD_CLOEXEC, 0) }); err != nil {
+		return nil, err
+	}
+	if dupErr != nil {
+		return nil, fmt.Errorf("dup: %w", dupErr)
+	}
+	// Its own inotify instance, watching only this file for writes: the
+	// rescue reads on each write, as an eager reader would, and sleeps in
+	// poll(2) in between instead of spinning (a spinning goroutine would
+	// keep the only processor from the loop and the events' reader).
+	changes, err := unix.InotifyInit1(unix.IN_CLOEXEC)
+	if err == nil {
+		if _, err = unix.InotifyAddWatch(changes, path, unix.IN_MODIFY); err != nil {
+			unix.Close(changes)
+		}
+	}
+	if err != nil {
+		unix.Close(dup)
+		return nil, fmt.Errorf("inotify: %w", err)
+	}
+	r := &rescue{fd: dup, changes: changes, from: from, until: until, done: make(chan struct{})}
+	r.read.Store(from)
+	g.running.Add(1)
+	go func() {
+		defer func() {
+			g.running.Add(-1)
+			select {
+			case g.ended <- struct{}{}:
+			default: // a wake-up is pending already
+			}
+		}()
+		r.run()
+	}()
+	return r, nil
+}
+
+func (r *rescue) run() {
+	defer close(r.done)
+	defer unix.Close(r.fd)
+	defer unix.Close(r.changes)
+	buf := make([]byte, 64<<10)
+	var st unix.Stat_t
+	wait := []unix.PollFd{{Fd: int32(r.changes), Events: unix.POLLIN}}
+	for !r.stop.Load() && time.Now().UnixNano() < r.until {
+		end := r.from + int64(len(r.kept))
+		n, err := unix.Pread(r.fd, buf, end)
+		if n > 0 {
+			if len(r.kept)+n > rescueCap {
+				return // the loop is far behind; the copy holds what it has not read
+			}
+			r.kept = append(r.kept, buf[:n]...)
+			r.read.Store(end + int64(n))
+			continue
+		}
+		if err != nil && err != unix.EINTR {
+			return
+		}
+		// Nothing new: the file has not grown, or it shrank. Bytes read
+		// after a truncation would belong to the next generation.
+		if unix.Fstat(r.fd, &st) != nil || st.Size < end {
+			return
+		}
+		// A write after the read above is already queued as an event, so
+		// the wait cannot miss it.
+		wake := unix.NsecToTimespec(int64(rescueWake)) // ppoll writes the time left into it
+		if n, _ := unix.Ppoll(wait, &wake, nil); n > 0 {
+			_, _ = unix.Read(r.changes, buf) // the events say only "written"
+		}
+	}
+}
+
+// frameRescued frames the lines fl's rescue kept beyond the loop's offset,
+// before fl is taken for truncated. The last of them is framed even
+// without its newline: its end was written after the truncation, if ever.
+func (f *Follower) frameRescued(ctx context.Context, fl *file) error {
+	r := f.guards.take(fl)
+	if r == nil {
+		return nil
+	}
+	end := r.from + int64(len(r.kept))
+	if fl.offset < r.from || fl.offset >= end {
+		return nil
+	}
+	f.cfg.Log.Info().Str("path", fl.path).Int64("bytes", end-fl.offset).
+		Msg("framing the lines a rescue kept: the truncation wiped them before the loop read them")
+	f.win = window{kept: r.kept, keptFrom: r.from, off: fl.offset, end: end}
+	f.br.Reset(&f.win)
+	defer func() { f.win = window{} }()
+	_, err := f.frameWindow(ctx, fl, true, true)
+	return err
+}

@@ -1,0 +1,113 @@
+package tailer
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// rescueRead reports how far the running rescue of the file at path has
+// read, and whether there is one.
+func rescueRead(f *Follower, path string) (int64, bool) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0, false
+	}
+	id, _ := idOf(fi)
+	f.guards.mu.Lock()
+	defer f.guards.mu.Unlock()
+	gd := f.guards.byID[id]
+	if gd == nil || gd.rescue == nil {
+		return 0, false
+	}
+	return gd.rescue.read.Load(), true
+}
+
+// stuckWithRescue follows app.log, delivers lines 1..100, then holds the
+// sink so that the follow loop is stuck handing over line 101, and opens
+// the file as a copier would. It returns once a rescue watches the file,
+// with the writer and the sink's release.
+func stuckWithRescue(t *testing.T) (r *running, path string, w *os.File, release func()) {
+	t.Helper()
+	dir := t.TempDir()
+	path = filepath.Join(dir, "app.log")
+	w, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Close() })
+	cfg := testConfig(t, dir, "app.log")
+	cfg.Settle = 20 * time.Millisecond
+	cfg.CopyPoll = time.Minute // the rescue outlasts any slowness of the test
+	r = startFollower(t, cfg)
+	writeLines(t, w, 1, 100)
+	waitCount(t, r, 100)
+	release = r.c.hold()
+	t.Cleanup(release)
+	writeLines(t, w, 101, 101)
+	waitFor(t, 10*time.Second, "the loop to be stuck handing over line 101", r.c.stuck.Load)
+	// Past ownOpenGrace, so that the open below is not taken for the
+	// follower's own.
+	waitFor(t, 10*time.Second, "the follower's own open to be old", func() bool {
+		r.f.guards.mu.Lock()
+		defer r.f.guards.mu.Unlock()
+		for _, gd := range r.f.guards.byID {
+			return time.Since(gd.added) > ownOpenGrace
+		}
+		return false
+	})
+	copier, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	copier.Close()
+	waitFor(t, 10*time.Second, "a rescue", func() bool { _, ok := rescueRead(r.f, path); return ok })
+	return r, path, w, release
+}
+
+// Ensure the lines written between a copier's open and its truncation are
+// delivered even when the follow loop cannot read them in time: here the
+// sink holds it for the whole copytruncate. The events' reader starts a
+// rescue at the copier's open, and the loop frames what it kept when it
+// finds the truncation. Every line once; lines 102..200 exist nowhere
+// but in the rescue's memory.
+func TestRescue_KeepsWhatTheTruncationWipes(t *testing.T) {
+	r, path, w, release := stuckWithRescue(t)
+	fi, _ := os.Stat(path)
+	writeLines(t, w, 102, 200)
+	written, _ := os.Stat(path)
+	waitFor(t, 10*time.Second, "the rescue to read lines 102..200", func() bool {
+		read, _ := rescueRead(r.f, path)
+		return read >= written.Size()
+	})
+	if err := os.Truncate(path, 0); err != nil {
+		t.Fatal(err)
+	}
+	writeLines(t, w, 201, 250)
+	release()
+	waitCount(t, r, 250)
+	r.stop(t)
+	requireExactlyOnce(t, r.c.texts(), 250)
+	if fi.Size() == 0 {
+		t.Fatal("the file was empty before the copier opened it")
+	}
+}
+
+// Ensure a file another process opens but never truncates (a reader such
+// as cat) is delivered exactly once: what the rescue kept is dropped once
+// the loop has read the file itself.
+func TestRescue_OpenWithoutTruncationRepeatsNothing(t *testing.T) {
+	r, path, w, release := stuckWithRescue(t)
+	writeLines(t, w, 102, 200)
+	written, _ := os.Stat(path)
+	waitFor(t, 10*time.Second, "the rescue to read lines 102..200", func() bool {
+		read, _ := rescueRead(r.f, path)
+		return read >= written.Size()
+	})
+	release()
+	// The rescue lasts a minute here; the drain reads the file while it
+	// runs, and must not take its bytes for lost ones.
+	r.stop(t)
+	requireExactlyOnce(t, r.c.texts(), 200)
+}
