@@ -37,8 +37,7 @@ const (
 	// the copy and the truncation exists only until then.
 	DefaultRiskWindow = 5 * time.Second
 	// DefaultCopyPoll is how long a file another process opened is
-	// rescued (rescue.go) or, when it cannot be, polled, unless it is
-	// truncated first. logrotate copies, fsyncs and truncates a few MiB
+	// rescued (rescue.go), unless it is truncated first. logrotate copies, fsyncs and truncates a few MiB
 	// within it; a larger copy is still read at each change. A reader that
 	// never truncates (cat, cp) delays the reading of that file by as much.
 	DefaultCopyPoll = 250 * time.Millisecond

@@ -2,7 +2,6 @@ package tailer
 
 import (
 	"context"
-	"runtime"
 	"slices"
 	"time"
 
@@ -11,7 +10,7 @@ import (
 
 // The follow loop's reactions to file events: a change to settle or to
 // read at once, a layout change to scan for, another process's open that
-// puts a file at risk of truncation, and the polling of such a file.
+// puts a file at risk of truncation.
 
 // onChange takes a change event; it reports whether a file began to
 // settle.
@@ -78,61 +77,18 @@ func (f *Follower) onLayout(ev notifyEvent, now time.Time) {
 	if fl == nil || ev.mask&unix.IN_ISDIR != 0 {
 		return
 	}
+	// Perhaps logrotate, which copies the file, fsyncs the copy (2 ms and
+	// more) and truncates it: a line written meanwhile exists only until
+	// the truncation, and a read after its change event can come too late.
+	// The events' reader has started a rescue already if the file is being
+	// written (rescue.go); until riskUntil, its changes are also read as
+	// they come, which is what remains when a rescue could not be started.
 	fl.riskUntil = now.Add(f.cfg.RiskWindow)
 	if fl.riskUntil.After(f.eagerUntil) {
 		f.eagerUntil = fl.riskUntil
 	}
 	f.queue(fl)
-	if now.Sub(fl.changed) > time.Second {
-		return
-	}
-	// Another process opened a file that is being written: perhaps
-	// logrotate, which copies it, fsyncs the copy (2 ms and more) and
-	// truncates it. A line written meanwhile exists only until the
-	// truncation, and a read after its change event can come too late. The
-	// events' reader has started a rescue already (rescue.go), unless it
-	// could not; then the file is polled instead, until it is truncated or
-	// pollUntil passes. A file nobody writes (an old copy being compressed)
-	// loses nothing to a truncation and is not polled.
-	if !fl.polling(now) {
-		f.cfg.Log.Debug().Str("path", fl.path).Msg("opened by another process; polling it until it is truncated or a while has passed")
-		f.polled = append(f.polled, fl)
-	}
-	fl.pollUntil = now.Add(f.cfg.CopyPoll)
-}
-
-// pollPause is the pause between two polls of a file at risk, in
-// nanoseconds: short against the 333 µs between lines at 3,000 a second.
-const pollPause = 20_000
-
-// poll queues the files being polled and reports whether there are any.
-// It yields first, so that the loop's spinning lets the other goroutines
-// (the shipper's sender, the event readers) run.
-func (f *Follower) poll(now time.Time) bool {
-	if len(f.polled) == 0 {
-		return false
-	}
-	f.polled = slices.DeleteFunc(f.polled, func(fl *file) bool {
-		if fl.gone || !fl.polling(now) {
-			f.guards.drop(fl)
-			return true
-		}
-		return false
-	})
-	// A file a rescue watches is not polled: the rescue reads it.
-	if !slices.ContainsFunc(f.polled, func(fl *file) bool { return !f.guards.rescuing(fl) }) {
-		return false
-	}
-	// Yield the processor, and the core for a moment: the shipper and the
-	// event readers (threads blocked in poll(2)) must get to run.
-	runtime.Gosched()
-	_ = unix.Nanosleep(&unix.Timespec{Nsec: pollPause}, nil)
-	for _, fl := range f.polled {
-		if !f.guards.rescuing(fl) {
-			f.queue(fl)
-		}
-	}
-	return true
+	f.cfg.Log.Debug().Str("path", fl.path).Msg("opened by another process; at risk of truncation")
 }
 
 // overflowOrGone handles the events that concern the instance rather

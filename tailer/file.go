@@ -33,9 +33,6 @@ type file struct {
 	// riskUntil: another process opened the file (a copier, perhaps about
 	// to truncate it), so it is read at each change until then.
 	riskUntil time.Time
-	// pollUntil: another process opened the file, so it is polled without
-	// waiting for events until it is truncated or until then.
-	pollUntil time.Time
 	// guard is the file's entry among the guards while it is open.
 	guard *guard
 
@@ -77,6 +74,3 @@ func (fl *file) closable() bool {
 
 // atRisk reports whether fl is to be read at each change.
 func (fl *file) atRisk(now time.Time) bool { return now.Before(fl.riskUntil) }
-
-// polling reports whether fl is polled.
-func (fl *file) polling(now time.Time) bool { return now.Before(fl.pollUntil) }

@@ -42,15 +42,9 @@ type Follower struct {
 	// ownOpens counts tailcar's own opens whose events have not come yet:
 	// they are not a copier's.
 	ownOpens map[string]int
-	// rescued are files left unread while a rescue runs; they are queued
-	// again when it ends.
-	rescued map[*file]struct{}
 	// guards lets the layout events' reader start rescues of files at
 	// risk of truncation (rescue.go).
 	guards *guards
-	// polled are files another process opened, polled without waiting
-	// for events until they are truncated or pollUntil passes.
-	polled []*file
 	// eagerUntil is the latest riskUntil of any file: until then, change
 	// events are taken as they come.
 	eagerUntil time.Time
@@ -85,7 +79,6 @@ func NewFollower(cfg Config) *Follower {
 		refused:    make(map[string]string),
 		refusedNow: make(map[string]string),
 		ownOpens:   make(map[string]int),
-		rescued:    make(map[*file]struct{}),
 		guards:     newGuards(cfg.CopyPoll, cfg.Log),
 		br:         bufio.NewReaderSize(nil, readBufferSize),
 		scratch:    make([]byte, fingerprintMax),
@@ -139,7 +132,15 @@ func (f *Follower) Run(ctx context.Context, finish <-chan struct{}, out Handler)
 		done := make(chan struct{})
 		var readers sync.WaitGroup
 		readers.Go(func() { w.change.run(done, nil) })
-		readers.Go(func() { w.layout.run(done, f.guards.opened) })
+		// f.own is set once, at construction: the reader may consult it, so
+		// that tailcar's own checkpoint writes cost no stat.
+		readers.Go(func() {
+			w.layout.run(done, func(path string, now time.Time) {
+				if !f.isOwn(path) {
+					f.guards.opened(path, now)
+				}
+			})
+		})
 		defer func() {
 			close(done)
 			w.close()
@@ -169,7 +170,7 @@ func (f *Follower) Run(ctx context.Context, finish <-chan struct{}, out Handler)
 			multilineArmed = true
 		}
 		var more <-chan struct{}
-		if f.poll(time.Now()) || len(f.queued) > 0 {
+		if len(f.queued) > 0 {
 			more = ready
 		} else {
 			f.out.CaughtUp()
@@ -281,9 +282,8 @@ func (f *Follower) Run(ctx context.Context, finish <-chan struct{}, out Handler)
 			// events were missed.
 			f.needScan = true
 		case wakeRescueEnded:
-			for fl := range f.rescued {
-				if !f.guards.rescuing(fl) {
-					delete(f.rescued, fl)
+			for _, fl := range f.guards.takeEnded() {
+				if !fl.gone {
 					f.queue(fl)
 				}
 			}
@@ -361,8 +361,7 @@ func (f *Follower) readQueued(ctx context.Context) error {
 		}
 		rescue := f.guards.state(fl)
 		if rescue == rescueRunning {
-			f.rescued[fl] = struct{}{}
-			continue
+			continue // queued again when it ends (wakeRescueEnded)
 		}
 		more, err := f.readFile(ctx, fl, -1, false)
 		if err != nil {

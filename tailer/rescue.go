@@ -54,9 +54,10 @@ const (
 type guards struct {
 	mu   sync.Mutex
 	byID map[fileID]*guard
-	// ended wakes the loop when a rescue ends: the file it kept from
-	// the loop can be read again.
-	ended chan struct{}
+	// ended wakes the loop when a rescue ends, and endedFiles (under mu)
+	// says whose: the loop left them unread meanwhile.
+	ended      chan struct{}
+	endedFiles []*file
 	// running counts the rescues running. Meanwhile the loop scans and
 	// decides possible copies no more: a copier's creating and writing
 	// the copy would otherwise keep it (and a processor) busy in the very
@@ -67,8 +68,10 @@ type guards struct {
 }
 
 // guard is one followed file's entry. fd and rescue are under guards.mu;
-// readTo is the loop's, read by the events' reader.
+// readTo is the loop's, read by the events' reader; file only goes back to
+// the loop.
 type guard struct {
+	file   *file
 	fd     *os.File
 	rescue *rescue
 	// added is when the loop opened the file: the open event that comes
@@ -83,7 +86,7 @@ func newGuards(poll time.Duration, log zerolog.Logger) *guards {
 
 // add makes fl, just opened as fd, a file that can be rescued.
 func (g *guards) add(fl *file, fd *os.File) {
-	gd := &guard{fd: fd, added: time.Now()}
+	gd := &guard{file: fl, fd: fd, added: time.Now()}
 	gd.readTo.Store(fl.offset)
 	g.mu.Lock()
 	if old := g.byID[fl.id]; old != nil && old.rescue != nil {
@@ -107,7 +110,6 @@ func (g *guards) remove(fl *file) {
 	if g.byID[fl.id] == gd {
 		delete(g.byID, fl.id)
 	}
-	gd.fd = nil
 	if gd.rescue != nil {
 		gd.rescue.stop.Store(true)
 		gd.rescue = nil
@@ -129,6 +131,15 @@ func (g *guards) take(fl *file) *rescue {
 		<-r.done
 	}
 	return r
+}
+
+// takeEnded returns the files whose rescues ended since the last call.
+func (g *guards) takeEnded() []*file {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	ended := g.endedFiles
+	g.endedFiles = nil
+	return ended
 }
 
 // rescueState is where a file's rescue stands.
@@ -191,7 +202,7 @@ func (g *guards) opened(path string, now time.Time) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	gd := g.byID[fileID{Dev: uint64(st.Dev), Ino: st.Ino}]
-	if gd == nil || gd.fd == nil || now.Sub(gd.added) < ownOpenGrace || now.UnixNano()-st.Mtim.Nano() > int64(writtenLately) {
+	if gd == nil || now.Sub(gd.added) < ownOpenGrace || now.UnixNano()-st.Mtim.Nano() > int64(writtenLately) {
 		return
 	}
 	if r := gd.rescue; r != nil {
@@ -209,7 +220,7 @@ func (g *guards) opened(path string, now time.Time) {
 			return
 		}
 	}
-	r, err := startRescue(path, gd.fd, gd.readTo.Load(), now.Add(g.poll).UnixNano(), g)
+	r, err := startRescue(path, gd.fd, gd.readTo.Load(), now.Add(g.poll).UnixNano(), g, gd.file)
 	if err != nil {
 		g.log.Warn().Err(err).Str("path", path).Msg("cannot watch a file at risk of truncation closely; the loop polls it instead")
 		return
@@ -233,7 +244,7 @@ type rescue struct {
 
 // startRescue starts keeping fd's bytes from offset from on, until the
 // Unix nanosecond until.
-func startRescue(path string, fd *os.File, from, until int64, g *guards) (*rescue, error) {
+func startRescue(path string, fd *os.File, from, until int64, g *guards, fl *file) (*rescue, error) {
 	conn, err := fd.SyscallConn()
 	if err != nil {
 		return nil, err
@@ -264,6 +275,9 @@ func startRescue(path string, fd *os.File, from, until int64, g *guards) (*rescu
 	g.running.Add(1)
 	go func() {
 		defer func() {
+			g.mu.Lock()
+			g.endedFiles = append(g.endedFiles, fl)
+			g.mu.Unlock()
 			g.running.Add(-1)
 			select {
 			case g.ended <- struct{}{}:

@@ -165,7 +165,7 @@ func (f *Follower) truncated(ctx context.Context, fl *file, now fingerprint) err
 	// A copy waiting for this truncation can now be decided, and the risk
 	// of losing lines to it is over.
 	f.needScan = true
-	fl.riskUntil, fl.pollUntil = time.Time{}, time.Time{}
+	fl.riskUntil = time.Time{}
 	f.cfg.Positions.forget(fl.source)
 	fl.source, fl.offset, fl.fp = newSource(), 0, now
 	if fl.format != f.cfg.Format {
