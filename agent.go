@@ -94,7 +94,7 @@ func (a *agent) run() int {
 	bgCtx, stopBackground := context.WithCancel(context.Background())
 	defer stopBackground()
 	var background errgroup.Group
-	background.Go(func() error { return a.positions.Run(bgCtx, tailer.DefaultSaveInterval) })
+	background.Go(func() error { return a.positions.Run(bgCtx, tailer.DefaultSaveInterval, tailer.DefaultDurableInterval) })
 	background.Go(func() error { return a.heartbeat.Run(bgCtx) })
 	if a.listener != nil {
 		background.Go(func() error { return a.metrics.serve(bgCtx, a.listener) })

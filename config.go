@@ -545,5 +545,5 @@ func (c *Config) heartbeatPath() string { return c.positionsPath() + ".heartbeat
 // ownFiles are tailcar's own files, which it never follows.
 func (c *Config) ownFiles() []string {
 	p := c.positionsPath()
-	return []string{p, p + ".tmp", c.heartbeatPath()}
+	return []string{p, p + ".tmp", p + ".recent", c.heartbeatPath()}
 }

@@ -186,28 +186,37 @@ func TestRun_ParsesARealNginxAccessLog(t *testing.T) {
 	}
 }
 
-// ackedToEnd reports whether the positions file says every byte of the
-// file at path was acknowledged.
+// ackedToEnd reports whether the positions say every byte of the file at
+// path was acknowledged: the newer (seq) of the durable file and the
+// recent one, as tailcar loads them.
 func ackedToEnd(t *testing.T, positions, path string) bool {
 	t.Helper()
 	fi, err := os.Stat(path)
 	if err != nil {
 		return false
 	}
-	data, err := os.ReadFile(positions)
-	if err != nil {
-		return false
-	}
-	var pf struct {
+	type positionsFile struct {
+		Seq   uint64 `json:"seq"`
 		Files []struct {
 			Path   string `json:"path"`
 			Offset int64  `json:"offset"`
 		} `json:"files"`
 	}
-	if json.Unmarshal(data, &pf) != nil {
+	var newest *positionsFile
+	for _, name := range []string{positions, positions + ".recent"} {
+		data, err := os.ReadFile(name)
+		if err != nil {
+			continue
+		}
+		var pf positionsFile
+		if json.Unmarshal(data, &pf) == nil && (newest == nil || pf.Seq > newest.Seq) {
+			newest = &pf
+		}
+	}
+	if newest == nil {
 		return false
 	}
-	for _, f := range pf.Files {
+	for _, f := range newest.Files {
 		if f.Path == path && f.Offset == fi.Size() {
 			return true
 		}

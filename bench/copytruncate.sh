@@ -24,7 +24,7 @@ EOF
 lossy=0
 lost=0
 for run in $(seq "$runs"); do
-	rm -f "$dir"/access.log* "$dir/pos" "$dir/state"
+	rm -f "$dir"/access.log* "$dir"/pos* "$dir/state"
 	TAILCAR_PATHS="$dir/access.log*" TAILCAR_EXCLUDE='*.gz' TAILCAR_BATCH_WAIT=100ms \
 		TAILCAR_DRAIN_DELAY=1s TAILCAR_POSITIONS="$dir/pos" "$tailcar" > "$dir/out" 2> "$dir/err" &
 	pid=$!

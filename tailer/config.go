@@ -89,8 +89,9 @@ type Config struct {
 	// SymlinkRoots are directories where a symlink's target may lie,
 	// besides the directories the patterns name.
 	SymlinkRoots []string
-	// Ignore are tailcar's own files (positions, their temp file, the
-	// heartbeat): never followed, and their changes wake nothing.
+	// Ignore are tailcar's own files (positions, recent positions, their
+	// temp file, the heartbeat): never followed, and their changes wake
+	// nothing.
 	Ignore []string
 	// StartAtEnd starts files found at start that have no checkpoint at
 	// their end instead of their beginning.

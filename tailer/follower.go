@@ -161,6 +161,7 @@ func (f *Follower) Run(ctx context.Context, finish <-chan struct{}, out Handler)
 	// so events, scans and the stop are still seen during a backlog.
 	ready := make(chan struct{})
 	close(ready)
+	asked := false // the change events' reader was asked for more
 	for {
 		if err := f.readQueued(ctx); err != nil {
 			return err
@@ -188,6 +189,17 @@ func (f *Follower) Run(ctx context.Context, finish <-chan struct{}, out Handler)
 			// ends (guards.ended wakes the loop).
 			incoming = nil
 		}
+		if incoming != nil && !asked {
+			// Ask the reader for the next events only now: asked earlier,
+			// it would wake at the next write to find the loop settling.
+			// A request still pending (the reader is handing over a batch)
+			// serves as this one.
+			select {
+			case f.watch.change.demand <- struct{}{}:
+			default:
+			}
+			asked = true
+		}
 		var ev notifyEvent
 		var w wake
 		f.cfg.Pulse.Waiting()
@@ -199,6 +211,7 @@ func (f *Follower) Run(ctx context.Context, finish <-chan struct{}, out Handler)
 		case <-ctx.Done():
 			return ctx.Err()
 		case e, ok := <-incoming:
+			asked = false
 			if w, ev = wakeChange, e; !ok {
 				changes, w = nil, wakeNothing
 				f.cfg.Log.Warn().Msg("file change events ended; finding changes by rescanning only")

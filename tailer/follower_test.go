@@ -377,7 +377,7 @@ func TestFollower_RestartResumesFromAcks(t *testing.T) {
 	cfg := testConfig(t, dir, "app.log")
 	r := startFollowerAcking(t, cfg, 3000) // 2,000 lines are read but "in flight" when it dies
 	waitCount(t, r, 5000)
-	if err := cfg.Positions.save(); err != nil {
+	if err := cfg.Positions.save(true); err != nil {
 		t.Fatal(err)
 	}
 	r.kill()
@@ -430,7 +430,7 @@ func TestFollower_RotatedWhileDown(t *testing.T) {
 	r := startFollower(t, cfg)
 	waitCount(t, r, 1000)
 	r.stop(t)
-	if err := cfg.Positions.save(); err != nil {
+	if err := cfg.Positions.save(true); err != nil {
 		t.Fatal(err)
 	}
 	// While down: more lines, rotation, lines in the new file.
@@ -481,7 +481,14 @@ func TestFollower_ExcludeAndOwnFiles(t *testing.T) {
 	}
 	r := startFollower(t, cfg)
 	waitCount(t, r, 10)
-	if err := cfg.Positions.save(); err != nil {
+	// Both positions files: the durable one, and the recent one beside it.
+	if err := cfg.Positions.save(true); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Positions.mu.Lock()
+	cfg.Positions.markDirtyLocked()
+	cfg.Positions.mu.Unlock()
+	if err := cfg.Positions.save(false); err != nil {
 		t.Fatal(err)
 	}
 	appendFile(t, filepath.Join(dir, "a.log"), 31, 40)
@@ -550,7 +557,7 @@ func TestPositions_PruneDropsOnlyOldUnfollowed(t *testing.T) {
 	}
 	// Saved and loaded again, an entry keeps everything it needs.
 	p.Ack(4, 1234)
-	if err := p.save(); err != nil {
+	if err := p.save(true); err != nil {
 		t.Fatal(err)
 	}
 	q, err := LoadPositions(p.Path(), testLogger(t))

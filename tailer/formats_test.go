@@ -118,7 +118,7 @@ func TestFollower_CRIRestartInsidePartialLine(t *testing.T) {
 	r := startFollower(t, cfg)
 	waitFor(t, 10*time.Second, "the whole line", func() bool { return len(r.c.snapshot()) == 1 })
 	r.kill()
-	if err := cfg.Positions.save(); err != nil {
+	if err := cfg.Positions.save(true); err != nil {
 		t.Fatal(err)
 	}
 

@@ -116,7 +116,7 @@ func testConfig(t *testing.T, dir string, patterns ...string) Config {
 	}
 	return Config{
 		Patterns: patterns, MaxRecordBytes: 1 << 20, Positions: pos, Log: testLogger(t),
-		Ignore:         []string{posPath, posPath + ".tmp", posPath + ".heartbeat"},
+		Ignore:         []string{posPath, posPath + ".tmp", posPath + ".recent", posPath + ".heartbeat"},
 		RescanInterval: 100 * time.Millisecond, RotateWait: 500 * time.Millisecond,
 		MultilineWait: 200 * time.Millisecond,
 	}

@@ -244,7 +244,7 @@ func TestFollower_StartAtEndSparesFilesWithACheckpoint(t *testing.T) {
 	r := startFollower(t, cfg)
 	waitCount(t, r, 100)
 	r.stop(t)
-	must(t, cfg.Positions.save())
+	must(t, cfg.Positions.save(true))
 	// While down, the file is replaced by another with the same name.
 	must(t, os.Remove(path))
 	appendFile(t, path, 101, 150)

@@ -16,10 +16,10 @@ import (
 // holds a followed file or is named by a pattern, in each of two inotify
 // instances.
 //
-//   - changes (IN_MODIFY) are let settle: while the follow loop does not
-//     take them, the reading goroutine blocks and the kernel merges a
-//     file's repeated events into one, so a line-by-line writer costs no
-//     wake-up per line;
+//   - changes (IN_MODIFY) are let settle: they are read from the kernel
+//     only when the follow loop asks for them, so while it lets them
+//     settle the kernel merges a file's repeated events into one, and a
+//     line-by-line writer costs no wake-up per line;
 //   - layout events (files created, moved, deleted, and opened) are taken
 //     at once. An open by another process is how a copier announces
 //     itself: logrotate's copytruncate opens the file, copies it and
@@ -56,6 +56,10 @@ type inotify struct {
 	file   *os.File
 	mask   uint32
 	events chan notifyEvent
+	// demand, when set, is the loop asking for events: the reader reads
+	// the kernel's queue only then. Without it, the reader would wake at
+	// the first write after each hand-over only to wait on the send.
+	demand chan struct{}
 	mu     sync.Mutex
 	dirs   map[int32]string
 	wds    map[string]int32
@@ -85,6 +89,13 @@ func (in *inotify) run(done <-chan struct{}, opened func(path string, now time.T
 	defer close(in.events)
 	buf := make([]byte, 64<<10)
 	for {
+		if in.demand != nil {
+			select {
+			case <-in.demand:
+			case <-done:
+				return
+			}
+		}
 		n, err := in.file.Read(buf)
 		if err != nil {
 			return
@@ -184,6 +195,7 @@ func newWatches() (*watches, error) {
 	if err != nil {
 		return nil, err
 	}
+	change.demand = make(chan struct{}, 1)
 	// Layout events are few and merge little; queued, they are read from
 	// the kernel as they come, so that a copier's open is acted on at once
 	// (rescue.go) even while the loop is busy.
