@@ -154,6 +154,7 @@ func (f *Follower) Run(ctx context.Context, finish <-chan struct{}, out Handler)
 	}
 	rescan := time.NewTimer(f.cfg.RescanInterval)
 	defer rescan.Stop()
+	rescanDue := time.Now().Add(f.cfg.RescanInterval)
 	settle, multiline := stoppedTimer(), stoppedTimer()
 	settleArmed, multilineArmed := false, false
 	var settleSince time.Time
@@ -290,6 +291,13 @@ func (f *Follower) Run(ctx context.Context, finish <-chan struct{}, out Handler)
 				}
 				f.queue(fl)
 			}
+			// A periodic scan that is due, or nearly, comes in this
+			// wake-up rather than in one of its own: an idle tailcar's cost
+			// is its wake-ups more than their work. Its timer waits a
+			// settle time longer, for when no read comes.
+			if !now.Before(rescanDue.Add(-f.cfg.Settle / 2)) {
+				f.needScan = true
+			}
 		case wakeRescan:
 			// The scan stats every file, so it also finds growth whose
 			// events were missed.
@@ -325,7 +333,9 @@ func (f *Follower) Run(ctx context.Context, finish <-chan struct{}, out Handler)
 			// is due one interval later, or later still when scans are
 			// costly (thousands of files on a node), so that the safety
 			// net takes at most 1/rescanBudget of the loop's time.
-			rescan.Reset(max(f.cfg.RescanInterval, rescanBudget*time.Since(started)))
+			next := max(f.cfg.RescanInterval, rescanBudget*time.Since(started))
+			rescan.Reset(next + f.cfg.Settle)
+			rescanDue = time.Now().Add(next)
 		}
 	}
 }

@@ -423,6 +423,8 @@ func (p *Positions) Run(ctx context.Context, interval, durableEvery time.Duratio
 			report(err)
 			if err == nil {
 				lastDurable = last
+			} else {
+				durableDue.Reset(durableEvery) // again, even if nothing changes
 			}
 		case <-ctx.Done():
 			durableDue.Stop()

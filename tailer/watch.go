@@ -25,7 +25,8 @@ import (
 //     itself: logrotate's copytruncate opens the file, copies it and
 //     truncates it, and the lines written between the copy and the
 //     truncation are lost unless read before it. A file opened by someone
-//     else is read at each change for a while (see file.riskUntil).
+//     else is rescued (rescue.go), and read at each change for a while
+//     (see file.riskUntil).
 //
 // fsnotify, used before, reports neither opens nor lets one kind of event
 // wait while the other is taken; both need golang.org/x/sys/unix.
