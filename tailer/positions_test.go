@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,7 +15,8 @@ import (
 )
 
 // savedOffset reads one positions file as it is on disk: its save number
-// and the offset of source (-1 when the file or the entry is missing).
+// and the offset of source (-1 when the file or the entry is missing, or
+// the file does not parse).
 func savedOffset(t *testing.T, path string, source uint64) (seq uint64, offset int64) {
 	t.Helper()
 	data, err := os.ReadFile(path)
@@ -26,7 +28,9 @@ func savedOffset(t *testing.T, path string, source uint64) (seq uint64, offset i
 		Files []Position `json:"files"`
 	}
 	if err := json.Unmarshal(data, &pf); err != nil {
-		t.Fatalf("%s: %v", path, err)
+		// The recent file is overwritten in place: a read while it is
+		// written can see part of a save. The callers poll.
+		return 0, -1
 	}
 	for _, f := range pf.Files {
 		if f.Source == "1" {
@@ -161,4 +165,86 @@ func TestPositions_DurableWithoutFurtherChanges(t *testing.T) {
 	waitSaved(t, path, 100)
 	cancel()
 	must(t, <-done)
+}
+
+// Ensure a recent file that holds the head of one save and the tail of
+// another, as a kill or a power cut in the middle of its in-place write
+// can leave, is not loaded, even when the mix is valid JSON: the durable
+// file is.
+func TestPositions_TornRecentFallsBackToDurable(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "pos")
+	p, err := LoadPositions(path, testLogger(t))
+	must(t, err)
+	p.track(entry{source: 1, path: "/a"})
+	p.Ack(1, 100)
+	must(t, p.save(true))
+	p.Ack(1, 200)
+	must(t, p.save(false))
+	older, err := os.ReadFile(recentPath(path))
+	must(t, err)
+	p.Ack(1, 300)
+	must(t, p.save(false))
+	newer, err := os.ReadFile(recentPath(path))
+	must(t, err)
+	if len(newer) != len(older) {
+		t.Fatalf("the two saves differ in length (%d, %d); the test needs a mix of equal ones", len(newer), len(older))
+	}
+	// The newer save's head (its seq) with the older one's tail (its
+	// offset): valid JSON, and without a checksum it would load 200.
+	cut := bytes.Index(newer, []byte(`"offset"`))
+	torn := append(append([]byte{}, newer[:cut]...), older[cut:]...)
+	if !json.Valid(torn) {
+		t.Fatalf("the mix is not valid JSON: %s", torn)
+	}
+	must(t, os.WriteFile(recentPath(path), torn, 0o644))
+	var logs bytes.Buffer
+	if off := loadedOffset(t, path, zerolog.New(&logs)); off != 100 {
+		t.Errorf("loaded offset %d from a torn recent file; want the durable 100", off)
+	}
+	if !strings.Contains(logs.String(), "checksum") {
+		t.Errorf("the torn recent file was not reported:\n%s", logs.String())
+	}
+}
+
+// Ensure a save shorter than the one before it, overwriting the recent
+// file in place, loads as itself (the rest is padding), and that the file
+// is cut back once the padding outgrows the save.
+func TestPositions_ShorterRecentSave(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "pos")
+	p, err := LoadPositions(path, testLogger(t))
+	must(t, err)
+	for src := uint64(1); src <= 100; src++ {
+		p.track(entry{source: src, path: fmt.Sprintf("/var/log/app/a-%03d.log", src)})
+	}
+	must(t, p.save(true))
+	p.Ack(1, 100)
+	must(t, p.save(false))
+	long, err := os.Stat(recentPath(path))
+	must(t, err)
+
+	p.forget(2)
+	p.Ack(1, 200)
+	must(t, p.save(false))
+	if fi, err := os.Stat(recentPath(path)); err != nil || fi.Size() != long.Size() {
+		t.Fatalf("after one entry fewer the recent file is %v bytes (%v); want it padded to %d", fi.Size(), err, long.Size())
+	}
+	reloaded, err := LoadPositions(path, testLogger(t))
+	must(t, err)
+	if off, _ := reloaded.Offset(1); off != 200 || reloaded.Len() != 99 {
+		t.Errorf("loaded offset %d and %d entries from the padded save; want 200 and 99", off, reloaded.Len())
+	}
+
+	for src := uint64(3); src <= 100; src++ {
+		p.forget(src)
+	}
+	p.Ack(1, 300)
+	must(t, p.save(false))
+	fi, err := os.Stat(recentPath(path))
+	must(t, err)
+	if fi.Size() >= long.Size()/10 {
+		t.Errorf("with 1 entry of 100 left the recent file is still %d bytes (%d with 100)", fi.Size(), long.Size())
+	}
+	if off := loadedOffset(t, path, testLogger(t)); off != 300 {
+		t.Errorf("loaded offset %d after the file was cut back; want 300", off)
+	}
 }
