@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"regexp"
+	"slices"
 	"time"
 )
 
@@ -48,8 +49,12 @@ type ParserConfig struct {
 // Parser turns a line into fields. It keeps its buffers between lines,
 // so that parsing allocates nothing per line; one goroutine uses it.
 type Parser struct {
-	cfg         ParserConfig
-	taken       map[string]bool
+	cfg   ParserConfig
+	taken map[string]bool
+	// takenShape has bit len%64 of row b set for each taken name that
+	// starts with b: most keys are told apart from every taken name by it,
+	// without hashing them for the map.
+	takenShape  [256]uint64
 	messageKeys [][]byte
 	timeKeys    [][]byte
 	groups      [][]byte // regex group names, by submatch index
@@ -68,11 +73,11 @@ type Parser struct {
 // NewParser checks cfg and returns its Parser.
 func NewParser(cfg ParserConfig) (*Parser, error) {
 	p := &Parser{cfg: cfg, taken: make(map[string]bool)}
-	for _, name := range ownFields {
+	for _, name := range append(slices.Clone(ownFields), cfg.Taken...) {
 		p.taken[name] = true
-	}
-	for _, name := range cfg.Taken {
-		p.taken[name] = true
+		if name != "" {
+			p.takenShape[name[0]] |= 1 << (len(name) % 64)
+		}
 	}
 	for _, k := range cfg.MessageKeys {
 		p.messageKeys = append(p.messageKeys, []byte(k))
@@ -258,14 +263,14 @@ func (p *Parser) settle(f *Fields) bool {
 			break
 		}
 		m := &f.members[i]
-		if m.skip || !p.taken[string(m.key)] {
+		if m.skip || !p.isTaken(m.key) {
 			continue
 		}
 		start := len(f.buf)
 		f.buf = append(f.buf, RenamePrefix...)
 		f.buf = append(f.buf, m.key...)
 		m.key, m.field = f.buf[start:len(f.buf):len(f.buf)], nil
-		if p.taken[string(m.key)] {
+		if p.isTaken(m.key) {
 			return false
 		}
 		for j := range f.members {
@@ -275,6 +280,12 @@ func (p *Parser) settle(f *Fields) bool {
 		}
 	}
 	return true
+}
+
+// isTaken reports whether a field named key would collide with one of
+// tailcar's fields or a tag.
+func (p *Parser) isTaken(key []byte) bool {
+	return len(key) > 0 && p.takenShape[key[0]]&(1<<(len(key)%64)) != 0 && p.taken[string(key)]
 }
 
 // regexMessage is the regex group named message, if any; no other

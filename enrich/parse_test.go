@@ -3,7 +3,9 @@ package enrich
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"regexp"
 	"strings"
 	"testing"
@@ -454,6 +456,30 @@ func BenchmarkParser(b *testing.B) {
 	}
 }
 
+// BenchmarkParserDistinctTimes is BenchmarkParser/json on W1-json's lines,
+// whose seconds all differ from one line to the next: the remembered time
+// text and the encoder's per-second timestamp miss on every line, so the
+// time is read and written in full each time.
+func BenchmarkParserDistinctTimes(b *testing.B) {
+	enc := mustEncoder(b, Tag{"_pod_name_", "web"})
+	p := mustParser(b, ParseJSON)
+	lines := make([][]byte, 1000)
+	for n := range lines {
+		lines[n] = fmt.Appendf(nil, `{"time":"2026-11-25T10:00:%02d.%09dZ","level":"INFO","msg":"order placed seq=%d","order_id":"ord-%d","user":{"id":%d,"plan":"pro"},"path":"/api/v1/cart/items","took_ms":%d.5,"trace_id":"4bf92f3577b34da6a3ce929d0e0e4736"}`,
+			n%60, n, n, n, n%1000, n%300)
+	}
+	var f Fields
+	var buf []byte
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		line := lines[i%len(lines)]
+		i++
+		p.Parse(line, &f)
+		buf = enc.AppendRecord(buf[:0], Record{Read: parseReadAt, Event: f.Time, Path: "/var/log/app.log", Message: line, Fields: &f})
+	}
+}
+
 func FuzzParser(f *testing.F) {
 	f.Add(`{"msg":"a","n":[1,{"b":null}],"t":true}`)
 	f.Add(`10.0.0.1 - - [02/Dec/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 5 "-" "ua"`)
@@ -502,6 +528,34 @@ func BenchmarkJSONWithEncodingJSON(b *testing.B) {
 			buf = AppendString(buf, []byte(k))
 			buf = append(buf, ':')
 			buf = append(buf, v...)
+		}
+	}
+}
+
+// Ensure ParseRFC3339 reads what time.Parse reads, for texts across the
+// years 1–9999 with any offset and fraction.
+func TestParseRFC3339_MatchesTimeParse(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for range 100000 {
+		year, month := 1+rng.IntN(9999), 1+rng.IntN(12)
+		day := 1 + rng.IntN(daysIn(time.Month(month), year))
+		text := fmt.Sprintf("%04d-%02d-%02dT%02d:%02d:%02d", year, month, day, rng.IntN(24), rng.IntN(60), rng.IntN(60))
+		if digits := rng.IntN(10); digits > 0 {
+			text += "." + fmt.Sprintf("%09d", rng.IntN(1e9))[:digits]
+		}
+		if rng.IntN(3) == 0 {
+			text += "Z"
+		} else {
+			sign := "+"
+			if rng.IntN(2) == 0 {
+				sign = "-"
+			}
+			text += fmt.Sprintf("%s%02d:%02d", sign, rng.IntN(24), rng.IntN(60))
+		}
+		want, err := time.Parse(time.RFC3339Nano, text)
+		got, ok := ParseRFC3339([]byte(text))
+		if err != nil || !ok || !got.Equal(want) || got.Location() != time.UTC {
+			t.Fatalf("ParseRFC3339(%s) = %v, %v; time.Parse: %v, %v", text, got, ok, want.UTC(), err)
 		}
 	}
 }

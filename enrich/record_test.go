@@ -133,6 +133,19 @@ func TestAppendTimestamp_MatchesTheLayout(t *testing.T) {
 	for i := range 10000 {
 		times = append(times, time.Unix(int64(i)*24_000_000+int64(i)*7919, int64(i)*104729%1e9))
 	}
+	// Before 1970 as well (negative Unix times), down to the year 1, and
+	// the days around each leap day and each turn of a century.
+	first, last := time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC).Unix(), time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC).Unix()
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 100000 {
+		times = append(times, time.Unix(first+rng.Int64N(last-first+1), rng.Int64N(1e9)))
+	}
+	for _, year := range []int{1, 4, 100, 400, 1600, 1700, 1900, 1969, 1970, 2000, 2024, 2100, 9996, 9999} {
+		for _, md := range [][2]int{{2, 28}, {2, 29}, {3, 1}, {12, 31}, {1, 1}} {
+			tm := time.Date(year, time.Month(md[0]), md[1], 23, 59, 59, 999999999, time.UTC)
+			times = append(times, tm, tm.Add(time.Nanosecond))
+		}
+	}
 	for _, tm := range times {
 		if got, want := string(AppendTimestamp(nil, tm)), tm.UTC().Format(layout); got != want {
 			t.Fatalf("AppendTimestamp(%v) = %s, want %s", tm, got, want)
@@ -199,7 +212,10 @@ func TestAppendString_WordsAgreeWithBytes(t *testing.T) {
 func TestEncoder_TimestampCache(t *testing.T) {
 	enc := mustEncoder(t)
 	base := time.Date(2026, 12, 31, 23, 59, 58, 999999999, time.UTC)
-	for _, d := range []time.Duration{0, 1, time.Second, 2 * time.Second, -time.Second, 0, 3*time.Second + 5, 24 * time.Hour} {
+	// Two seconds of the same parity taken in turn (an event's and a
+	// read's), then a third.
+	for _, d := range []time.Duration{0, 1, time.Second, 2 * time.Second, -time.Second, 0, 3*time.Second + 5, 24 * time.Hour,
+		2 * time.Second, 4 * time.Second, 2*time.Second + 7, 4*time.Second + 9, 6 * time.Second, 2 * time.Second} {
 		ts := base.Add(d)
 		got := enc.appendTimestamp(nil, ts)
 		if want := AppendTimestamp(nil, ts); !bytes.Equal(got, want) {

@@ -80,8 +80,8 @@ func civil(year, month, day, hour, minute, sec, nsec, offset int) (time.Time, bo
 	if sec == 60 {
 		sec = 59 // a leap second; Go's time has none
 	}
-	t := time.Date(year, time.Month(month), day, hour, minute, sec, nsec, time.UTC)
-	return t.Add(-time.Duration(offset) * time.Second), true
+	unix := daysFromCivil(year, month, day)*secondsPerDay + int64(hour*3600+minute*60+sec-offset)
+	return time.Unix(unix, int64(nsec)).UTC(), true
 }
 
 func daysIn(m time.Month, year int) int {
