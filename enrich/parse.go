@@ -73,7 +73,7 @@ type Parser struct {
 // NewParser checks cfg and returns its Parser.
 func NewParser(cfg ParserConfig) (*Parser, error) {
 	p := &Parser{cfg: cfg, taken: make(map[string]bool)}
-	for _, name := range append(slices.Clone(ownFields), cfg.Taken...) {
+	for _, name := range slices.Concat(ownFields, cfg.Taken) {
 		p.taken[name] = true
 		if name != "" {
 			p.takenShape[name[0]] |= 1 << (len(name) % 64)

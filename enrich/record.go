@@ -82,9 +82,7 @@ func (e *Encoder) appendTimestamp(dst []byte, t time.Time) []byte {
 	}
 	e.older = 1 - i
 	dst = append(dst, e.stamps[i].text[:]...)
-	dst = append(dst, '.')
-	dst = appendDigits(dst, t.Nanosecond(), 9)
-	return append(dst, 'Z')
+	return appendFraction(dst, t.Nanosecond())
 }
 
 // NewEncoder returns an Encoder that adds tags to every record, in the
@@ -128,7 +126,7 @@ func AppendTimestamp(dst []byte, t time.Time) []byte {
 	if year < 0 || year > 9999 {
 		return t.UTC().AppendFormat(dst, "2006-01-02T15:04:05.000000000Z")
 	}
-	var b [30]byte
+	var b [19]byte
 	put2(b[0:], year/100)
 	put2(b[2:], year%100)
 	b[4] = '-'
@@ -141,14 +139,20 @@ func AppendTimestamp(dst []byte, t time.Time) []byte {
 	put2(b[14:], clock/60%60)
 	b[16] = ':'
 	put2(b[17:], clock%60)
-	b[19] = '.'
-	ns := t.Nanosecond()
-	put2(b[20:], ns/10000000)
-	put2(b[22:], ns/100000%100)
-	put2(b[24:], ns/1000%100)
-	put2(b[26:], ns/10%100)
-	b[28] = byte('0' + ns%10)
-	b[29] = 'Z'
+	return appendFraction(append(dst, b[:]...), t.Nanosecond())
+}
+
+// appendFraction appends ".nnnnnnnnnZ": ns, 0 <= ns < 1e9, as nine digits,
+// and the zone of a UTC time.
+func appendFraction(dst []byte, ns int) []byte {
+	var b [11]byte
+	b[0] = '.'
+	put2(b[1:], ns/10000000)
+	put2(b[3:], ns/100000%100)
+	put2(b[5:], ns/1000%100)
+	put2(b[7:], ns/10%100)
+	b[9] = byte('0' + ns%10)
+	b[10] = 'Z'
 	return append(dst, b[:]...)
 }
 
@@ -198,27 +202,6 @@ func daysFromCivil(year, month, day int) int64 {
 	doy := (153*((month+9)%12)+2)/5 + day - 1 // [0, 365]
 	doe := yoe*365 + yoe/4 - yoe/100 + doy    // [0, 146096]
 	return int64(era)*146097 + int64(doe) - 719468
-}
-
-// appendDigits appends v, 0 <= v < 10^width, zero-padded to width digits,
-// two at a time.
-func appendDigits(dst []byte, v, width int) []byte {
-	var buf [10]byte
-	i := len(buf)
-	for v >= 10 {
-		i -= 2
-		copy(buf[i:], twoDigits[2*(v%100):2*(v%100)+2])
-		v /= 100
-	}
-	if v > 0 || i == len(buf) {
-		i--
-		buf[i] = byte('0' + v)
-	}
-	for len(buf)-i < width {
-		i--
-		buf[i] = '0'
-	}
-	return append(dst, buf[i:]...)
 }
 
 const twoDigits = "00010203040506070809101112131415161718192021222324252627282930313233343536373839" +

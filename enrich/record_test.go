@@ -129,6 +129,9 @@ func TestAppendTimestamp_MatchesTheLayout(t *testing.T) {
 		time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC),
 		time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC),
 		time.Date(2026, 12, 2, 10, 0, 0, 0, time.FixedZone("x", -3600)),
+		// Year 10000 in UTC: 9999-12-31T23:00 at -05:00 is a valid event
+		// time, and takes the layout's path.
+		time.Date(9999, 12, 31, 23, 0, 0, 5, time.FixedZone("x", -5*3600)),
 	}
 	for i := range 10000 {
 		times = append(times, time.Unix(int64(i)*24_000_000+int64(i)*7919, int64(i)*104729%1e9))
@@ -221,5 +224,16 @@ func TestEncoder_TimestampCache(t *testing.T) {
 		if want := AppendTimestamp(nil, ts); !bytes.Equal(got, want) {
 			t.Fatalf("%v: %s, want %s", ts, got, want)
 		}
+	}
+	// An event's second and a read's of the same parity, in turn, are
+	// both remembered: neither evicts the other.
+	event, read := base.Add(2*time.Second), base.Add(4*time.Second)
+	for range 3 {
+		enc.appendTimestamp(nil, event)
+		enc.appendTimestamp(nil, read)
+	}
+	held := map[int64]bool{enc.stamps[0].sec: enc.stamps[0].ok, enc.stamps[1].sec: enc.stamps[1].ok}
+	if !held[event.Unix()] || !held[read.Unix()] {
+		t.Errorf("after an event's and a read's second in turn the slots hold %+v; want both", enc.stamps)
 	}
 }
