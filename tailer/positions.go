@@ -64,8 +64,9 @@ type positionsFile struct {
 	// Seq numbers the saves, so that the newer of the durable and the
 	// recent file is known; a file written before it existed has 0.
 	Seq uint64 `json:"seq"`
-	// Files is kept as written, for the checksum.
-	Files json.RawMessage `json:"files"`
+	// Files is kept as written, for the checksum; entries is it decoded.
+	Files   json.RawMessage `json:"files"`
+	entries []json.RawMessage
 	// Sum is the CRC-32C of Seq and Files (sumOf). The recent file is
 	// overwritten in place, so a crash in the middle of a write could leave
 	// the head of one save and the tail of another: Sum tells. Files
@@ -172,12 +173,7 @@ func LoadPositions(path string, log zerolog.Logger) (*Positions, error) {
 		return p, nil
 	}
 	p.seq = chosen.Seq
-	var files []json.RawMessage
-	if err := json.Unmarshal(chosen.Files, &files); err != nil {
-		log.Warn().Err(err).Msg("positions file has no list of files; ignoring it")
-		return p, nil
-	}
-	for _, raw := range files {
+	for _, raw := range chosen.entries {
 		e, err := decodeEntry(raw)
 		if err != nil {
 			log.Warn().Err(err).RawJSON("entry", raw).Msg("skipping a malformed positions entry; the others are kept")
@@ -209,6 +205,10 @@ func readPositionsFile(path string, needSum bool, log zerolog.Logger) (*position
 	}
 	if (pf.Sum == nil && needSum) || (pf.Sum != nil && *pf.Sum != sumOf(pf.Seq, pf.Files)) {
 		log.Warn().Str("path", path).Msg("positions file is corrupt (checksum); ignoring it")
+		return nil, nil
+	}
+	if err := json.Unmarshal(pf.Files, &pf.entries); err != nil {
+		log.Warn().Err(err).Str("path", path).Msg("positions file is corrupt (no list of files); ignoring it")
 		return nil, nil
 	}
 	return &pf, nil
@@ -371,12 +371,11 @@ func (p *Positions) save(durable bool) error {
 	if err != nil {
 		return fmt.Errorf("encode positions: %w", err)
 	}
+	// positionsFile's shape, around the list as it was encoded: the sum
+	// is of these very bytes, and the list is not encoded twice.
 	seq := p.seq + 1
-	sum := sumOf(seq, list)
-	data, err := json.Marshal(positionsFile{Version: positionsVersion, Seq: seq, Files: list, Sum: &sum})
-	if err != nil {
-		return fmt.Errorf("encode positions: %w", err)
-	}
+	data := fmt.Appendf(make([]byte, 0, len(list)+80), `{"version":%d,"seq":%d,"files":%s,"sum":%d}`,
+		positionsVersion, seq, list, sumOf(seq, list))
 	if durable {
 		err = writeAtomic(p.path, p.path+".tmp", data)
 	} else {

@@ -70,6 +70,23 @@ func waitSaved(t *testing.T, path string, offset int64) {
 	}
 }
 
+// durable100Recent200 saves source 1 at offset 100 durably, then at 200
+// to the recent file alone, and returns the recent file's bytes.
+func durable100Recent200(t *testing.T) (path string, p *Positions, recent []byte) {
+	t.Helper()
+	path = filepath.Join(t.TempDir(), "pos")
+	p, err := LoadPositions(path, testLogger(t))
+	must(t, err)
+	p.track(entry{source: 1, path: "/a"})
+	p.Ack(1, 100)
+	must(t, p.save(true))
+	p.Ack(1, 200)
+	must(t, p.save(false))
+	recent, err = os.ReadFile(recentPath(path))
+	must(t, err)
+	return path, p, recent
+}
+
 // Ensure saves between durable ones go to the recent file alone, a
 // restart loads the newer of the two, and the final save is durable.
 func TestPositions_RecentBetweenDurableSaves(t *testing.T) {
@@ -113,16 +130,7 @@ func TestPositions_RecentBetweenDurableSaves(t *testing.T) {
 // fsync) falls back to the durable file: older offsets, so lines are sent
 // again and none is lost.
 func TestPositions_PowerCutFallsBackToDurable(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "pos")
-	p, err := LoadPositions(path, testLogger(t))
-	must(t, err)
-	p.track(entry{source: 1, path: "/a"})
-	p.Ack(1, 100)
-	must(t, p.save(true))
-	p.Ack(1, 200)
-	must(t, p.save(false))
-	saved, err := os.ReadFile(recentPath(path))
-	must(t, err)
+	path, p, saved := durable100Recent200(t)
 
 	for name, damaged := range map[string][]byte{
 		"empty":     {},
@@ -172,16 +180,7 @@ func TestPositions_DurableWithoutFurtherChanges(t *testing.T) {
 // can leave, is not loaded, even when the mix is valid JSON: the durable
 // file is.
 func TestPositions_TornRecentFallsBackToDurable(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "pos")
-	p, err := LoadPositions(path, testLogger(t))
-	must(t, err)
-	p.track(entry{source: 1, path: "/a"})
-	p.Ack(1, 100)
-	must(t, p.save(true))
-	p.Ack(1, 200)
-	must(t, p.save(false))
-	older, err := os.ReadFile(recentPath(path))
-	must(t, err)
+	path, p, older := durable100Recent200(t)
 	p.Ack(1, 300)
 	must(t, p.save(false))
 	newer, err := os.ReadFile(recentPath(path))
