@@ -285,22 +285,12 @@ var needsEscape = func() (t [utf8.RuneSelf]bool) {
 func AppendString(dst, s []byte) []byte {
 	dst = append(dst, '"')
 	start := 0
-	for i := 0; i < len(s); {
-		// Eight bytes at a time while none needs a look of its own: log
-		// text is mostly plain ASCII, and this was a fifth of the cost of
-		// a parsed record.
-		for i+8 <= len(s) && plainWord(binary.LittleEndian.Uint64(s[i:])) {
-			i += 8
-		}
+	for i := 0; ; {
+		i += plainPrefix(s[i:])
 		if i >= len(s) {
 			break
 		}
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if !needsEscape[c] {
-				i++
-				continue
-			}
+		if c := s[i]; c < utf8.RuneSelf {
 			dst = append(dst, s[start:i]...)
 			dst = appendEscapedASCII(dst, c)
 			i++
@@ -331,6 +321,23 @@ func AppendString(dst, s []byte) []byte {
 	return append(dst, '"')
 }
 
+// plainPrefix returns the length of s's longest prefix of bytes that pass
+// through AppendString as they are: ASCII that needs no escape. Log text
+// is mostly such bytes, so they are checked eight at a time, and the
+// scan is a function of its own so that its loop keeps everything in
+// registers (inlined into AppendString, whose appends may call the
+// runtime, it spilled and reloaded its state on every word).
+func plainPrefix(s []byte) int {
+	n := 0
+	for len(s)-n >= 8 && plainWord(binary.LittleEndian.Uint64(s[n:])) {
+		n += 8
+	}
+	for n < len(s) && s[n] < utf8.RuneSelf && !needsEscape[s[n]] {
+		n++
+	}
+	return n
+}
+
 // SWAR constants: a byte's worth of 1s and of high bits, in every byte.
 const (
 	eachByte = 0x0101010101010101
@@ -341,14 +348,14 @@ const (
 // '"', '\\', DEL or a byte of a multi-byte UTF-8 sequence: bytes that
 // pass through AppendString as they are.
 func plainWord(w uint64) bool {
-	// (x - 0x01…) & ^x & 0x80… is non-zero exactly when some byte of x is
-	// zero; (w - n·0x01…) & ^w & 0x80… when some byte is below n (n ≤ 0x80).
-	q, b, d := w^('"'*eachByte), w^('\\'*eachByte), w^(0x7f*eachByte)
-	found := (w - 0x20*eachByte) & ^w // a control byte
-	found |= (q - eachByte) & ^q      // '"'
-	found |= (b - eachByte) & ^b      // '\\'
-	found |= (d - eachByte) & ^d      // DEL
-	return (found|w)&highBits == 0    // w: a byte of 0x80 or more
+	// A byte of 0x80 or more is caught by w's own high bit. With those
+	// caught, a lane's high bit after w - n·0x01… marks a byte below n,
+	// and after w + 0x01… a DEL; a borrow or carry into the next lane
+	// comes only from a lane already caught. x - 0x01… marks a zero byte
+	// of x = w ^ c·0x01…: a byte equal to c.
+	q, b := w^('"'*eachByte), w^('\\'*eachByte)
+	found := w | (w - 0x20*eachByte) | (w + eachByte) | (q - eachByte) | (b - eachByte)
+	return found&highBits == 0
 }
 
 // appendStringFromString is AppendString for a string argument, without

@@ -237,3 +237,52 @@ func TestEncoder_TimestampCache(t *testing.T) {
 		t.Errorf("after an event's and a read's second in turn the slots hold %+v; want both", enc.stamps)
 	}
 }
+
+// Ensure plainWord agrees with the byte table for every pair of byte
+// values in neighbouring lanes (a borrow or carry crosses only into the
+// next lane) and for random words.
+func TestPlainWord_AgreesWithTable(t *testing.T) {
+	plainByte := func(c byte) bool { return c < utf8.RuneSelf && !needsEscape[c] }
+	check := func(w uint64) {
+		want := true
+		for i := range 8 {
+			want = want && plainByte(byte(w>>(8*i)))
+		}
+		if got := plainWord(w); got != want {
+			t.Fatalf("plainWord(%#016x) = %v, want %v", w, got, want)
+		}
+	}
+	for _, filler := range []uint64{'a', ' ', '!', '#', '[', ']', '~'} {
+		for lane := range 7 {
+			for c1 := range uint64(256) {
+				for c2 := range uint64(256) {
+					w := filler * eachByte
+					w &^= 0xffff << (8 * lane)
+					check(w | c1<<(8*lane) | c2<<(8*(lane+1)))
+				}
+			}
+		}
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	for range 1_000_000 {
+		check(rng.Uint64())
+		check(rng.Uint64() & 0x7f7f7f7f7f7f7f7f)
+	}
+}
+
+// BenchmarkAppendString writes the strings of a parsed nginx record: the
+// line and the fields taken from it.
+func BenchmarkAppendString(b *testing.B) {
+	strs := [][]byte{
+		[]byte(`10.1.2.3 - - [25/Nov/2026:10:00:00 +0000] "GET /api/v1/items/5?seq=7 HTTP/1.1" 200 512 "https://shop.example.com/" "Mozilla/5.0 (X11; Linux x86_64) Chrome/126.0"`),
+		[]byte("10.1.2.3"), []byte("GET /api/v1/items/5?seq=7 HTTP/1.1"), []byte("GET"), []byte("/api/v1/items/5?seq=7"),
+		[]byte("HTTP/1.1"), []byte("https://shop.example.com/"), []byte("Mozilla/5.0 (X11; Linux x86_64) Chrome/126.0"),
+	}
+	buf := make([]byte, 0, 4096)
+	for b.Loop() {
+		buf = buf[:0]
+		for _, s := range strs {
+			buf = AppendString(buf, s)
+		}
+	}
+}
