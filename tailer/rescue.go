@@ -41,11 +41,6 @@ const (
 	// of the file is taken for the loop's (it reopens files it closed
 	// for being idle, and opens the ones it starts following).
 	ownOpenGrace = 100 * time.Millisecond
-	// rescueWake bounds a rescue's wait for a write's event. The event
-	// comes when the write returns, but its bytes show page by page before
-	// that (a rescue was seen to read 109 bytes of a line that crossed a
-	// page): bytes already there are read without waiting for the event.
-	rescueWake = 200 * time.Microsecond
 )
 
 // guards are the followed files a rescue may be started for, by
@@ -90,7 +85,7 @@ func (g *guards) add(fl *file, fd *os.File) {
 	gd.readTo.Store(fl.offset)
 	g.mu.Lock()
 	if old := g.byID[fl.id]; old != nil && old.rescue != nil {
-		old.rescue.stop.Store(true)
+		old.rescue.halt()
 	}
 	g.byID[fl.id] = gd
 	g.mu.Unlock()
@@ -111,7 +106,7 @@ func (g *guards) remove(fl *file) {
 		delete(g.byID, fl.id)
 	}
 	if gd.rescue != nil {
-		gd.rescue.stop.Store(true)
+		gd.rescue.halt()
 		gd.rescue = nil
 	}
 }
@@ -127,7 +122,7 @@ func (g *guards) take(fl *file) *rescue {
 	fl.guard.rescue = nil
 	g.mu.Unlock()
 	if r != nil {
-		r.stop.Store(true)
+		r.halt()
 		<-r.done
 	}
 	return r
@@ -186,7 +181,7 @@ func (g *guards) drop(fl *file) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if r := fl.guard.rescue; r != nil {
-		r.stop.Store(true)
+		r.halt()
 		fl.guard.rescue = nil
 	}
 }
@@ -238,8 +233,18 @@ type rescue struct {
 	kept    []byte       // the file's bytes from offset from on
 	until   int64        // Unix nanoseconds
 	read    atomic.Int64 // the offset read to, for the log and for tests
+	waits   atomic.Int64 // how often it slept, for tests
 	stop    atomic.Bool
-	done    chan struct{}
+	// wake ends the rescue's wait when it is stopped. An *os.File, so
+	// that a halt after the goroutine closed it writes to nothing.
+	wake *os.File
+	done chan struct{}
+}
+
+// halt stops the rescue and wakes it from its wait.
+func (r *rescue) halt() {
+	r.stop.Store(true)
+	_, _ = r.wake.Write([]byte{1, 0, 0, 0, 0, 0, 0, 0}) // an eventfd takes a native 64-bit count
 }
 
 // startRescue starts keeping fd's bytes from offset from on, until the
@@ -258,8 +263,10 @@ func startRescue(path string, fd *os.File, from, until int64, g *guards, fl *fil
 	}
 	// Its own inotify instance, watching only this file for writes: the
 	// rescue reads on each write, as an eager reader would, and sleeps in
-	// poll(2) in between instead of spinning (a spinning goroutine would
-	// keep the only processor from the loop and the events' reader).
+	// poll(2) in between. It sleeps until a write, a halt or its end: a
+	// wait bounded in microseconds cost a wake-up each, thousands a second
+	// while an app that opens the file for each line (a shell's >>) keeps
+	// a rescue running.
 	changes, err := unix.InotifyInit1(unix.IN_CLOEXEC)
 	if err == nil {
 		if _, err = unix.InotifyAddWatch(changes, path, unix.IN_MODIFY); err != nil {
@@ -270,7 +277,13 @@ func startRescue(path string, fd *os.File, from, until int64, g *guards, fl *fil
 		unix.Close(dup)
 		return nil, fmt.Errorf("inotify: %w", err)
 	}
-	r := &rescue{fd: dup, changes: changes, from: from, until: until, done: make(chan struct{})}
+	wake, err := unix.Eventfd(0, unix.EFD_CLOEXEC)
+	if err != nil {
+		unix.Close(dup)
+		unix.Close(changes)
+		return nil, fmt.Errorf("eventfd: %w", err)
+	}
+	r := &rescue{fd: dup, changes: changes, from: from, until: until, wake: os.NewFile(uintptr(wake), "rescue-wake"), done: make(chan struct{})}
 	r.read.Store(from)
 	g.running.Add(1)
 	go func() {
@@ -293,10 +306,19 @@ func (r *rescue) run() {
 	defer close(r.done)
 	defer unix.Close(r.fd)
 	defer unix.Close(r.changes)
+	defer r.wake.Close()
 	buf := make([]byte, 64<<10)
 	var st unix.Stat_t
-	wait := []unix.PollFd{{Fd: int32(r.changes), Events: unix.POLLIN}}
-	for !r.stop.Load() && time.Now().UnixNano() < r.until {
+	wakeFd := -1
+	if conn, err := r.wake.SyscallConn(); err == nil {
+		_ = conn.Control(func(fd uintptr) { wakeFd = int(fd) })
+	}
+	wait := []unix.PollFd{{Fd: int32(r.changes), Events: unix.POLLIN}, {Fd: int32(wakeFd), Events: unix.POLLIN}}
+	for !r.stop.Load() {
+		left := r.until - time.Now().UnixNano()
+		if left <= 0 {
+			return
+		}
 		end := r.from + int64(len(r.kept))
 		n, err := unix.Pread(r.fd, buf, end)
 		if n > 0 {
@@ -315,10 +337,12 @@ func (r *rescue) run() {
 		if unix.Fstat(r.fd, &st) != nil || st.Size < end {
 			return
 		}
-		// A write after the read above is already queued as an event, so
-		// the wait cannot miss it.
-		wake := unix.NsecToTimespec(int64(rescueWake)) // ppoll writes the time left into it
-		if n, _ := unix.Ppoll(wait, &wake, nil); n > 0 {
+		// A write after the read above is already queued as an event, and
+		// a halt after the check above as a count, so the wait misses
+		// neither.
+		timeout := unix.NsecToTimespec(left)
+		r.waits.Add(1)
+		if n, _ := unix.Ppoll(wait, &timeout, nil); n > 0 && wait[0].Revents != 0 {
 			_, _ = unix.Read(r.changes, buf) // the events say only "written"
 		}
 	}

@@ -24,6 +24,22 @@ func rescueRead(f *Follower, path string) (int64, bool) {
 	return gd.rescue.read.Load(), true
 }
 
+// rescueWaits reports how often the running rescue of the file at path
+// has slept.
+func rescueWaits(f *Follower, path string) int64 {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0
+	}
+	id, _ := idOf(fi)
+	f.guards.mu.Lock()
+	defer f.guards.mu.Unlock()
+	if gd := f.guards.byID[id]; gd != nil && gd.rescue != nil {
+		return gd.rescue.waits.Load()
+	}
+	return 0
+}
+
 // stuckWithRescue follows app.log, delivers lines 1..100, then holds the
 // sink so that the follow loop is stuck handing over line 101, and opens
 // the file as a copier would. It returns once a rescue watches the file,
@@ -106,4 +122,30 @@ func TestRescue_OpenWithoutTruncationRepeatsNothing(t *testing.T) {
 	// runs, and must not take its bytes for lost ones.
 	r.stop(t)
 	requireExactlyOnce(t, r.c.texts(), 200)
+}
+
+// Ensure a rescue wakes for writes, not for the passing of time: an app
+// that opens its file for each line (a shell's >>) keeps one running, and
+// a wait bounded in microseconds cost thousands of wake-ups a second.
+// Twenty writes, each read before the next, with the clock moving on
+// between them: at most two sleeps per write, however long that takes.
+func TestRescue_SleepsUntilAWrite(t *testing.T) {
+	r, path, w, release := stuckWithRescue(t)
+	before := rescueWaits(r.f, path)
+	for n := 102; n < 122; n++ {
+		writeLines(t, w, n, n)
+		written, _ := os.Stat(path)
+		waitFor(t, 10*time.Second, "the rescue to read the line", func() bool {
+			read, _ := rescueRead(r.f, path)
+			return read >= written.Size()
+		})
+		tick := time.Now()
+		waitFor(t, time.Second, "the clock to move on", func() bool { return time.Since(tick) >= 5*time.Millisecond })
+	}
+	if waits := rescueWaits(r.f, path) - before; waits > 2*20 {
+		t.Errorf("the rescue slept %d times for 20 writes; want at most 40", waits)
+	}
+	release()
+	r.stop(t)
+	requireExactlyOnce(t, r.c.texts(), 121)
 }
