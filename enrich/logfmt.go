@@ -44,12 +44,14 @@ func parseLogfmt(line []byte, f *Fields) bool {
 		}
 		i++
 		var val []byte
+		form := formText // decoded
 		if i < len(line) && line[i] == '"' {
 			var ok bool
 			if val, i, ok = f.logfmtQuoted(line, i+1); !ok {
 				return false
 			}
 		} else {
+			form = formLine // a quote here refuses the line
 			vs := i
 			for i < len(line) && line[i] != ' ' && line[i] != '\t' {
 				if line[i] == '"' {
@@ -59,7 +61,7 @@ func parseLogfmt(line []byte, f *Fields) bool {
 			}
 			val = line[vs:i]
 		}
-		f.members = append(f.members, member{key: key, val: val})
+		f.members = append(f.members, member{key: key, val: val, form: form})
 		pairs++
 	}
 	return pairs > 0

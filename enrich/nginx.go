@@ -65,7 +65,7 @@ func (nginxParser) parse(line []byte, f *Fields) bool {
 	if !ok {
 		return false
 	}
-	request, ok := c.quoted(f)
+	request, requestForm, ok := c.quoted(f)
 	if !ok {
 		return false
 	}
@@ -77,18 +77,19 @@ func (nginxParser) parse(line []byte, f *Fields) bool {
 	if !ok || !isCount(size) {
 		return false
 	}
-	f.text(keyRemoteAddr, addr)
-	f.text(keyRemoteIdent, ident)
-	f.text(keyRemoteUser, user)
-	f.text(keyTimeLocal, timeLocal)
-	f.text(keyRequest, request)
+	// Words may hold a quote; quoted values cannot, unless decoded.
+	f.text(keyRemoteAddr, addr, formText)
+	f.text(keyRemoteIdent, ident, formText)
+	f.text(keyRemoteUser, user, formText)
+	f.text(keyTimeLocal, timeLocal, formText)
+	f.text(keyRequest, request, requestForm)
 	if method, rest, ok := bytes.Cut(request, []byte{' '}); ok {
-		f.text(keyRequestMethod, method)
+		f.text(keyRequestMethod, method, requestForm)
 		if i := bytes.LastIndexByte(rest, ' '); i >= 0 {
-			f.text(keyRequestURI, rest[:i])
-			f.text(keyServerProtocol, rest[i+1:])
+			f.text(keyRequestURI, rest[:i], requestForm)
+			f.text(keyServerProtocol, rest[i+1:], requestForm)
 		} else {
-			f.text(keyRequestURI, rest)
+			f.text(keyRequestURI, rest, requestForm)
 		}
 	}
 	f.number(keyStatus, status)
@@ -96,27 +97,28 @@ func (nginxParser) parse(line []byte, f *Fields) bool {
 	if c.end() {
 		return true // common format
 	}
-	referer, ok := c.quoted(f)
+	referer, refererForm, ok := c.quoted(f)
 	if !ok {
 		return false
 	}
-	agent, ok := c.quoted(f)
+	agent, agentForm, ok := c.quoted(f)
 	if !ok {
 		return false
 	}
-	f.text(keyHTTPReferer, referer)
-	f.text(keyHTTPUserAgent, agent)
+	f.text(keyHTTPReferer, referer, refererForm)
+	f.text(keyHTTPUserAgent, agent, agentForm)
 	// nginx formats often append fields ($request_time, $upstream_*) after
 	// the combined ones; they are kept in the message, not refused.
 	return true
 }
 
-// text adds a text field, unless it is "-" or empty (absent).
-func (f *Fields) text(key fieldKey, val []byte) {
+// text adds a text field, unless it is "-" or empty (absent). form is
+// formLine for a piece of the line, formText for decoded text.
+func (f *Fields) text(key fieldKey, val []byte, form valueForm) {
 	if len(val) == 0 || len(val) == 1 && val[0] == '-' {
 		return
 	}
-	f.members = append(f.members, member{key: key.name, field: key.field, val: val})
+	f.members = append(f.members, member{key: key.name, field: key.field, val: val, form: form})
 }
 
 // number adds a field already checked to be digits, as a JSON number.
@@ -188,10 +190,10 @@ func (c *cursor) bracketed() ([]byte, bool) {
 }
 
 // quoted reads " … ", decoding \" \\ and \xHH into f.buf when there are
-// any, and otherwise returning the line's own bytes.
-func (c *cursor) quoted(f *Fields) ([]byte, bool) {
+// any (formText), and otherwise returning the line's own bytes (formLine).
+func (c *cursor) quoted(f *Fields) ([]byte, valueForm, bool) {
 	if c.end() || c.b[c.i] != '"' {
-		return nil, false
+		return nil, formText, false
 	}
 	c.i++
 	start := c.i
@@ -216,16 +218,16 @@ func (c *cursor) quoted(f *Fields) ([]byte, bool) {
 			v := c.b[start:c.i]
 			c.i++
 			if c.i < len(c.b) && c.b[c.i] != ' ' {
-				return nil, false // a quote inside a value that nobody escaped
+				return nil, formText, false // a quote inside a value that nobody escaped
 			}
 			if !escaped {
-				return v, true
+				return v, formLine, true
 			}
-			return f.decodeNginx(v), true
+			return f.decodeNginx(v), formText, true
 		}
 		c.i++
 	}
-	return nil, false
+	return nil, formText, false
 }
 
 // decodeNginx appends v, escapes decoded, to f.buf and returns it.

@@ -141,6 +141,12 @@ type valueForm uint8
 const (
 	formText valueForm = iota // bytes to be written as a JSON string
 	formJSON                  // JSON text checked by the scanner, written as it is
+	// formLine is formText that is a piece of the parsed line itself,
+	// without a '"', cut at an ASCII byte or between runes. When the line
+	// went into the message needing no escape but its quotes, such a
+	// piece needs none, and is written without being scanned again:
+	// nginx's fields are most of its line, and its quotes are around them.
+	formLine
 )
 
 // member is one field found in a line.
@@ -159,6 +165,7 @@ type member struct {
 // record, the message, and the event's time. It is valid until the next
 // Parse with it.
 type Fields struct {
+	line    []byte // the line parsed, for formLine
 	members []member
 	buf     []byte // decoded keys and values; never reallocated during a parse
 	message messageState
@@ -180,7 +187,13 @@ func (f *Fields) reset(lineLen int) {
 		f.buf = make([]byte, 0, need)
 	}
 	f.buf = f.buf[:0]
-	f.message, f.msgText, f.Time, f.TimeFound = messageLine, nil, time.Time{}, false
+	f.line, f.message, f.msgText, f.Time, f.TimeFound = nil, messageLine, nil, time.Time{}, false
+}
+
+// parsedFrom reports whether msg is the very line f was parsed from (not
+// merely equal to it): only then are its formLine values pieces of msg.
+func (f *Fields) parsedFrom(msg []byte) bool {
+	return len(f.line) == len(msg) && (len(msg) == 0 || &f.line[0] == &msg[0])
 }
 
 // Len is the number of fields the record gets.
@@ -218,8 +231,10 @@ func (p *Parser) Parse(line []byte, f *Fields) bool {
 	}
 	if !ok {
 		f.reset(0)
+		return false
 	}
-	return ok
+	f.line = line
+	return true
 }
 
 // settle picks the message and the time among the fields and checks that
@@ -350,8 +365,10 @@ func (p *Parser) readTime(f *Fields, m *member) (time.Time, bool) {
 	return t, ok
 }
 
-// appendFields appends the fields, each as ,"name":value.
-func (f *Fields) appendFields(dst []byte) []byte {
+// appendFields appends the fields, each as ,"name":value. linePlain says
+// the line f was parsed from needed no escape as a JSON string but for
+// its quotes.
+func (f *Fields) appendFields(dst []byte, linePlain bool) []byte {
 	for _, m := range f.members {
 		if m.skip {
 			continue
@@ -362,6 +379,12 @@ func (f *Fields) appendFields(dst []byte) []byte {
 			dst = append(dst, ',')
 			dst = AppendString(dst, m.key)
 			dst = append(dst, ':')
+		}
+		if linePlain && m.form == formLine {
+			dst = append(dst, '"')
+			dst = append(dst, m.val...)
+			dst = append(dst, '"')
+			continue
 		}
 		dst = appendValue(dst, m.val, m.form)
 	}
@@ -423,7 +446,12 @@ func (p *Parser) parseRegex(line []byte, f *Fields) bool {
 		if len(name) == 0 || loc[2*i] < 0 {
 			continue
 		}
-		f.members = append(f.members, member{key: name, val: line[loc[2*i]:loc[2*i+1]]})
+		// RE2 matches whole runes, so a group's bounds fall between them.
+		val, form := line[loc[2*i]:loc[2*i+1]], formLine
+		if bytes.IndexByte(val, '"') >= 0 {
+			form = formText
+		}
+		f.members = append(f.members, member{key: name, val: val, form: form})
 	}
 	return true
 }

@@ -559,3 +559,94 @@ func TestParseRFC3339_MatchesTimeParse(t *testing.T) {
 		}
 	}
 }
+
+// Ensure a field that is a piece of the line, written without a second
+// scan when the line needed no escape but its quotes, comes out byte for
+// byte as
+// AppendString writes it, for lines with and without bytes to escape in
+// every place, and that a record whose message is another line than the
+// one parsed gets no such shortcut.
+func TestFormLine_WrittenAsAppendStringWould(t *testing.T) {
+	enc := mustEncoder(t)
+	regex, err := NewParser(ParserConfig{Format: ParseRegex,
+		Regex: regexp.MustCompile(`^(?P<level>\S+) (?P<who>.*?) (?P<what>.*)$`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logfmt, err := NewParser(ParserConfig{Format: ParseLogfmt}) // no message key: the message is the line
+	if err != nil {
+		t.Fatal(err)
+	}
+	parsers := map[string]*Parser{"nginx": mustParser(t, ParseNginx), "regex": regex, "logfmt": logfmt}
+	// Pieces a field may hold: plain text, nginx's and Apache's escapes,
+	// valid UTF-8, U+2028, invalid UTF-8, control bytes, DEL.
+	// The first ones need no escape but the quote's; half the lines are
+	// made of those alone.
+	pieces := []string{"GET", "/a?b=1", "Mozilla/5.0 (X11)", "é", "日本", "-", `"`, "ok",
+		"\\\"", "\\x22", "\\\\", "\u2028", "\xff", "\xe2\x80", "\x01", "\t", "\x7f"}
+	const clean = 8
+	rng := rand.New(rand.NewPCG(1, 2))
+	var pool []string
+	piece := func() string {
+		var s string
+		for range 1 + rng.IntN(4) {
+			s += pool[rng.IntN(len(pool))]
+		}
+		return s
+	}
+	lines := map[string]func() string{
+		"nginx": func() string {
+			return fmt.Sprintf(`10.0.0.%d - %s [02/Dec/2026:10:00:00 +0000] "%s %s HTTP/1.1" 200 %d "%s" "%s"`,
+				rng.IntN(256), piece(), piece(), piece(), rng.IntN(1000), piece(), piece())
+		},
+		"regex":  func() string { return piece() + " " + piece() + " " + piece() },
+		"logfmt": func() string { return "level=" + piece() + " msg=x who=" + piece() + ` q="` + piece() + `"` },
+	}
+	for name, p := range parsers {
+		var f Fields
+		fast, slow := 0, 0
+		for i := range 20000 {
+			pool = pieces[:clean]
+			if i%2 == 0 {
+				pool = pieces
+			}
+			line := []byte(lines[name]())
+			if !p.Parse(line, &f) {
+				continue
+			}
+			got := enc.AppendRecord(nil, Record{Read: parseReadAt, Path: "/a", Message: line, Fields: &f})
+			if !json.Valid(got) {
+				t.Fatalf("%s: %q gave invalid JSON: %s", name, line, got)
+			}
+			if f.message == messageLine && len(AppendString(nil, line)) == len(line)+2+bytes.Count(line, []byte{'"'}) {
+				fast++
+			} else {
+				slow++
+			}
+			// The same record with every piece of the line scanned again.
+			for i := range f.members {
+				if f.members[i].form == formLine {
+					f.members[i].form = formText
+				}
+			}
+			if want := enc.AppendRecord(nil, Record{Read: parseReadAt, Path: "/a", Message: line, Fields: &f}); !bytes.Equal(got, want) {
+				t.Fatalf("%s: %q\n got %s\nwant %s", name, line, got, want)
+			}
+		}
+		if fast < 100 || slow < 100 {
+			t.Fatalf("%s: %d lines needing no escape and %d others: the test proves little", name, fast, slow)
+		}
+	}
+
+	// Fields parsed from a line that needs escapes, in a record whose
+	// message is another line that needs none.
+	var f Fields
+	line := []byte("10.0.0.1 - - [02/Dec/2026:10:00:00 +0000] \"GET /\x01 HTTP/1.1\" 200 1 \"-\" \"a\"")
+	if !parsers["nginx"].Parse(line, &f) {
+		t.Fatal("the line did not parse")
+	}
+	got := enc.AppendRecord(nil, Record{Read: parseReadAt, Path: "/a", Message: []byte("plain"), Fields: &f})
+	if !json.Valid(got) || !bytes.Contains(got, []byte(`"request_uri":"/\u0001"`)) {
+		t.Errorf("fields of another line were written unscanned: %s", got)
+	}
+}

@@ -4,6 +4,7 @@
 package enrich
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"slices"
@@ -237,10 +238,19 @@ func (e *Encoder) AppendRecord(dst []byte, r Record) []byte {
 	dst = append(dst, `{"@timestamp":"`...)
 	dst = e.appendTimestamp(dst, stamp)
 	dst = append(dst, '"')
+	linePlain := false
 	switch {
 	case r.Fields == nil || r.Fields.message == messageLine:
 		dst = append(dst, `,"message":`...)
+		start := len(dst)
 		dst = AppendString(dst, r.Message)
+		if r.Fields != nil && r.Fields.parsedFrom(r.Message) {
+			// Each escape lengthens the text, a quote's by one byte: when
+			// that is all it grew by, the pieces between the quotes are
+			// written as they are.
+			grew := len(dst) - start - 2 - len(r.Message)
+			linePlain = grew == 0 || grew == bytes.Count(r.Message, []byte{'"'})
+		}
 	case r.Fields.message == messageParsed:
 		dst = append(dst, `,"message":`...)
 		dst = appendValue(dst, r.Fields.msgText, r.Fields.msgForm)
@@ -262,7 +272,7 @@ func (e *Encoder) AppendRecord(dst []byte, r Record) []byte {
 		dst = append(dst, '"')
 	}
 	if r.Fields != nil {
-		dst = r.Fields.appendFields(dst)
+		dst = r.Fields.appendFields(dst, linePlain)
 	}
 	return append(dst, '}')
 }
