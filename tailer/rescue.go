@@ -2,6 +2,7 @@ package tailer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"sync"
@@ -227,24 +228,28 @@ func (g *guards) opened(path string, now time.Time) {
 // until done is closed.
 type rescue struct {
 	fd int // a duplicate of the file's descriptor, closed by the goroutine
-	// changes is an inotify instance watching the file for writes.
-	changes int
+	// changes is an inotify instance watching the file for writes,
+	// non-blocking, so that the rescue waits for it in the runtime's
+	// poller: its read deadline is the rescue's end, and a halt moves it
+	// to the past. (A wait in poll(2) held a thread in a system call,
+	// which the runtime's monitor then watches every 20 µs: an app that
+	// opens its file for each line keeps a rescue running, and those
+	// wake-ups were most of its sidecar's CPU.)
+	changes *os.File
 	from    int64
 	kept    []byte       // the file's bytes from offset from on
 	until   int64        // Unix nanoseconds
 	read    atomic.Int64 // the offset read to, for the log and for tests
 	waits   atomic.Int64 // how often it slept, for tests
 	stop    atomic.Bool
-	// wake ends the rescue's wait when it is stopped. An *os.File, so
-	// that a halt after the goroutine closed it writes to nothing.
-	wake *os.File
-	done chan struct{}
+	done    chan struct{}
 }
 
-// halt stops the rescue and wakes it from its wait.
+// halt stops the rescue and wakes it from its wait. After the goroutine
+// closed changes, the deadline goes nowhere.
 func (r *rescue) halt() {
 	r.stop.Store(true)
-	_, _ = r.wake.Write([]byte{1, 0, 0, 0, 0, 0, 0, 0}) // an eventfd takes a native 64-bit count
+	_ = r.changes.SetReadDeadline(time.Unix(0, 1))
 }
 
 // startRescue starts keeping fd's bytes from offset from on, until the
@@ -262,12 +267,11 @@ func startRescue(path string, fd *os.File, from, until int64, g *guards, fl *fil
 		return nil, fmt.Errorf("dup: %w", dupErr)
 	}
 	// Its own inotify instance, watching only this file for writes: the
-	// rescue reads on each write, as an eager reader would, and sleeps in
-	// poll(2) in between. It sleeps until a write, a halt or its end: a
-	// wait bounded in microseconds cost a wake-up each, thousands a second
-	// while an app that opens the file for each line (a shell's >>) keeps
-	// a rescue running.
-	changes, err := unix.InotifyInit1(unix.IN_CLOEXEC)
+	// rescue reads on each write, as an eager reader would, and sleeps
+	// until a write, a halt or its end: a wait bounded in microseconds
+	// cost a wake-up each, thousands a second while an app that opens the
+	// file for each line (a shell's >>) keeps a rescue running.
+	changes, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
 	if err == nil {
 		if _, err = unix.InotifyAddWatch(changes, path, unix.IN_MODIFY); err != nil {
 			unix.Close(changes)
@@ -277,13 +281,13 @@ func startRescue(path string, fd *os.File, from, until int64, g *guards, fl *fil
 		unix.Close(dup)
 		return nil, fmt.Errorf("inotify: %w", err)
 	}
-	wake, err := unix.Eventfd(0, unix.EFD_CLOEXEC)
-	if err != nil {
+	r := &rescue{fd: dup, changes: os.NewFile(uintptr(changes), "rescue-changes"), from: from, until: until, done: make(chan struct{})}
+	// Set before the goroutine starts, so that no halt comes before it.
+	if err := r.changes.SetReadDeadline(time.Unix(0, until)); err != nil {
 		unix.Close(dup)
-		unix.Close(changes)
-		return nil, fmt.Errorf("eventfd: %w", err)
+		r.changes.Close()
+		return nil, fmt.Errorf("inotify: %w", err)
 	}
-	r := &rescue{fd: dup, changes: changes, from: from, until: until, wake: os.NewFile(uintptr(wake), "rescue-wake"), done: make(chan struct{})}
 	r.read.Store(from)
 	g.running.Add(1)
 	go func() {
@@ -305,15 +309,9 @@ func startRescue(path string, fd *os.File, from, until int64, g *guards, fl *fil
 func (r *rescue) run() {
 	defer close(r.done)
 	defer unix.Close(r.fd)
-	defer unix.Close(r.changes)
-	defer r.wake.Close()
+	defer r.changes.Close()
 	buf := make([]byte, 64<<10)
 	var st unix.Stat_t
-	wakeFd := -1
-	if conn, err := r.wake.SyscallConn(); err == nil {
-		_ = conn.Control(func(fd uintptr) { wakeFd = int(fd) })
-	}
-	wait := []unix.PollFd{{Fd: int32(r.changes), Events: unix.POLLIN}, {Fd: int32(wakeFd), Events: unix.POLLIN}}
 	for !r.stop.Load() {
 		left := r.until - time.Now().UnixNano()
 		if left <= 0 {
@@ -338,12 +336,11 @@ func (r *rescue) run() {
 			return
 		}
 		// A write after the read above is already queued as an event, and
-		// a halt after the check above as a count, so the wait misses
-		// neither.
-		timeout := unix.NsecToTimespec(left)
+		// a halt after the check above has moved the deadline, so the wait
+		// misses neither. The events say only "written".
 		r.waits.Add(1)
-		if n, _ := unix.Ppoll(wait, &timeout, nil); n > 0 && wait[0].Revents != 0 {
-			_, _ = unix.Read(r.changes, buf) // the events say only "written"
+		if _, err := r.changes.Read(buf); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+			return
 		}
 	}
 }
