@@ -5,12 +5,48 @@
 # the file every second, 7 times; tailcar (the plain build, bin/tailcar by
 # default) follows access.log* to stdout with a 100 ms batch wait. Prints
 # the lines missing per run, then the totals. It measures; it never fails.
+# WRITER=nginx: the lines are a real nginx's access log instead, for 24,000
+# numbered requests at 3,000 a second (bench/nginxload; nginx from apt).
+# READER=eager: bench/eager follows access.log in tailcar's place, reading
+# at each change event from a thread of its own: the reference reader.
 set -eu
 runs=${1:-10}
 tailcar=$(realpath "${2:-bin/tailcar}")
+writer=${WRITER:-loggen}
+reader=${READER:-tailcar}
 loggen=$(realpath bin/loggen)
 dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
+nginx_pid=
+trap '[ -z "$nginx_pid" ] || kill -QUIT "$nginx_pid" 2>/dev/null || true; rm -rf "$dir"' EXIT
+[ "$reader" != eager ] || go build -o "$dir/eager" ./bench/eager
+if [ "$writer" = nginx ]; then
+	go build -o "$dir/nginxload" ./bench/nginxload
+	port=$((20000 + $$ % 20000))
+	mkdir -p "$dir/nginx"
+	cat > "$dir/nginx/nginx.conf" <<EOF
+daemon off;
+master_process off;
+worker_processes 1;
+pid $dir/nginx/nginx.pid;
+error_log $dir/nginx/error.log warn;
+events { worker_connections 64; }
+http {
+    access_log $dir/access.log combined;
+    client_body_temp_path $dir/nginx/body;
+    proxy_temp_path $dir/nginx/proxy;
+    fastcgi_temp_path $dir/nginx/fastcgi;
+    uwsgi_temp_path $dir/nginx/uwsgi;
+    scgi_temp_path $dir/nginx/scgi;
+    server {
+        listen 127.0.0.1:$port;
+        location / { return 200 "ok\\n"; }
+    }
+}
+EOF
+	/usr/sbin/nginx -p "$dir/nginx" -e "$dir/nginx/error.log" -c "$dir/nginx/nginx.conf" &
+	nginx_pid=$!
+	for _ in $(seq 50); do [ -s "$dir/nginx/nginx.pid" ] && break; sleep 0.1; done
+fi
 cat > "$dir/lr.conf" <<EOF
 $dir/access.log {
     rotate 100
@@ -25,11 +61,22 @@ lossy=0
 lost=0
 for run in $(seq "$runs"); do
 	rm -f "$dir"/access.log* "$dir"/pos* "$dir/state"
-	TAILCAR_PATHS="$dir/access.log*" TAILCAR_EXCLUDE='*.gz' TAILCAR_BATCH_WAIT=100ms \
-		TAILCAR_DRAIN_DELAY=1s TAILCAR_POSITIONS="$dir/pos" "$tailcar" > "$dir/out" 2> "$dir/err" &
+	# nginx keeps its log open: it makes a new one on USR1.
+	[ -z "$nginx_pid" ] || { kill -USR1 "$nginx_pid"; while [ ! -e "$dir/access.log" ]; do sleep 0.05; done; }
+	if [ "$reader" = eager ]; then
+		touch "$dir/access.log"
+		"$dir/eager" -file "$dir/access.log" > "$dir/out" 2> "$dir/err" &
+	else
+		TAILCAR_PATHS="$dir/access.log*" TAILCAR_EXCLUDE='*.gz' TAILCAR_BATCH_WAIT=100ms \
+			TAILCAR_DRAIN_DELAY=1s TAILCAR_POSITIONS="$dir/pos" "$tailcar" > "$dir/out" 2> "$dir/err" &
+	fi
 	pid=$!
 	sleep 0.5
-	"$loggen" --path "$dir/access.log" --total-count 24000 --logs-per-sec 3000 &
+	if [ "$writer" = nginx ]; then
+		"$dir/nginxload" -url "http://127.0.0.1:$port" -n 24000 -rate 3000 &
+	else
+		"$loggen" --path "$dir/access.log" --total-count 24000 --logs-per-sec 3000 &
+	fi
 	gen=$!
 	for i in 1 2 3 4 5 6 7; do sleep 1; logrotate -f -s "$dir/state" "$dir/lr.conf"; done
 	wait "$gen"
