@@ -228,13 +228,11 @@ func (g *guards) opened(path string, now time.Time) {
 // until done is closed.
 type rescue struct {
 	fd int // a duplicate of the file's descriptor, closed by the goroutine
-	// changes is an inotify instance watching the file for writes,
-	// non-blocking, so that the rescue waits for it in the runtime's
-	// poller: its read deadline is the rescue's end, and a halt moves it
-	// to the past. (A wait in poll(2) held a thread in a system call,
-	// which the runtime's monitor then watches every 20 µs: an app that
-	// opens its file for each line keeps a rescue running, and those
-	// wake-ups were most of its sidecar's CPU.)
+	// changes is the rescue's own inotify instance, watching only this
+	// file for writes. It is non-blocking, so that the rescue waits for
+	// it in the runtime's poller: its read deadline is the rescue's end,
+	// and a halt moves it to the past. (A wait in poll(2) held a thread in
+	// a system call, which the runtime's monitor then checks every 20 µs.)
 	changes *os.File
 	from    int64
 	kept    []byte       // the file's bytes from offset from on
@@ -266,11 +264,11 @@ func startRescue(path string, fd *os.File, from, until int64, g *guards, fl *fil
 	if dupErr != nil {
 		return nil, fmt.Errorf("dup: %w", dupErr)
 	}
-	// Its own inotify instance, watching only this file for writes: the
-	// rescue reads on each write, as an eager reader would, and sleeps
-	// until a write, a halt or its end: a wait bounded in microseconds
-	// cost a wake-up each, thousands a second while an app that opens the
-	// file for each line (a shell's >>) keeps a rescue running.
+	// The rescue reads on each write, as an eager reader would, and
+	// sleeps until a write, a halt or its end: a wait bounded in
+	// microseconds cost a wake-up each, thousands a second while an app
+	// that opens the file for each line (a shell's >>) keeps a rescue
+	// running.
 	changes, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
 	if err == nil {
 		if _, err = unix.InotifyAddWatch(changes, path, unix.IN_MODIFY); err != nil {
@@ -312,11 +310,7 @@ func (r *rescue) run() {
 	defer r.changes.Close()
 	buf := make([]byte, 64<<10)
 	var st unix.Stat_t
-	for !r.stop.Load() {
-		left := r.until - time.Now().UnixNano()
-		if left <= 0 {
-			return
-		}
+	for !r.stop.Load() && time.Now().UnixNano() < r.until {
 		end := r.from + int64(len(r.kept))
 		n, err := unix.Pread(r.fd, buf, end)
 		if n > 0 {

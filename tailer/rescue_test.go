@@ -7,37 +7,28 @@ import (
 	"time"
 )
 
-// rescueRead reports how far the running rescue of the file at path has
-// read, and whether there is one.
-func rescueRead(f *Follower, path string) (int64, bool) {
+// rescueOf returns the rescue of the file at path, if it has one.
+func rescueOf(f *Follower, path string) *rescue {
 	fi, err := os.Stat(path)
 	if err != nil {
-		return 0, false
+		return nil
 	}
 	id, _ := idOf(fi)
 	f.guards.mu.Lock()
 	defer f.guards.mu.Unlock()
-	gd := f.guards.byID[id]
-	if gd == nil || gd.rescue == nil {
-		return 0, false
+	if gd := f.guards.byID[id]; gd != nil {
+		return gd.rescue
 	}
-	return gd.rescue.read.Load(), true
+	return nil
 }
 
-// rescueWaits reports how often the running rescue of the file at path
-// has slept.
-func rescueWaits(f *Follower, path string) int64 {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return 0
+// rescueRead reports how far the rescue of the file at path has read, and
+// whether there is one.
+func rescueRead(f *Follower, path string) (int64, bool) {
+	if r := rescueOf(f, path); r != nil {
+		return r.read.Load(), true
 	}
-	id, _ := idOf(fi)
-	f.guards.mu.Lock()
-	defer f.guards.mu.Unlock()
-	if gd := f.guards.byID[id]; gd != nil && gd.rescue != nil {
-		return gd.rescue.waits.Load()
-	}
-	return 0
+	return 0, false
 }
 
 // stuckWithRescue follows app.log, delivers lines 1..100, then holds the
@@ -131,7 +122,8 @@ func TestRescue_OpenWithoutTruncationRepeatsNothing(t *testing.T) {
 // between them: at most two sleeps per write, however long that takes.
 func TestRescue_SleepsUntilAWrite(t *testing.T) {
 	r, path, w, release := stuckWithRescue(t)
-	before := rescueWaits(r.f, path)
+	rescue := rescueOf(r.f, path)
+	before := rescue.waits.Load()
 	for n := 102; n < 122; n++ {
 		writeLines(t, w, n, n)
 		written, _ := os.Stat(path)
@@ -142,10 +134,53 @@ func TestRescue_SleepsUntilAWrite(t *testing.T) {
 		tick := time.Now()
 		waitFor(t, time.Second, "the clock to move on", func() bool { return time.Since(tick) >= 5*time.Millisecond })
 	}
-	if waits := rescueWaits(r.f, path) - before; waits > 2*20 {
+	if waits := rescue.waits.Load() - before; waits > 2*20 {
 		t.Errorf("the rescue slept %d times for 20 writes; want at most 40", waits)
 	}
 	release()
 	r.stop(t)
 	requireExactlyOnce(t, r.c.texts(), 121)
+}
+
+// Ensure a halt wakes a rescue from its wait: the loop waits for the
+// rescue it takes at a truncation, and leaves the file alone while one
+// runs. This one would otherwise wait for writes for a minute.
+func TestRescue_HaltEndsItsWait(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "app.log")
+	if err := os.WriteFile(path, []byte("line 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fd, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fd.Close()
+	fi, err := fd.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _ := idOf(fi)
+	g := newGuards(time.Minute, testLogger(t))
+	fl := &file{path: path, id: id}
+	g.add(fl, fd)
+	g.opened(path, time.Now().Add(ownOpenGrace)) // another process's open, past the grace
+	g.mu.Lock()
+	r := fl.guard.rescue
+	g.mu.Unlock()
+	if r == nil {
+		t.Fatal("the open started no rescue")
+	}
+	waitFor(t, 10*time.Second, "the rescue to read the file and wait", func() bool {
+		return r.read.Load() == fi.Size() && r.waits.Load() > 0
+	})
+	taken := make(chan *rescue, 1)
+	go func() { taken <- g.take(fl) }()
+	select {
+	case got := <-taken:
+		if got != r || string(got.kept) != "line 1\n" {
+			t.Errorf("took %p holding %q; want %p holding the file", got, got.kept, r)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the halt did not wake the rescue")
+	}
 }
