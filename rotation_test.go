@@ -60,8 +60,9 @@ func onDisk(t *testing.T, pattern string) map[int]bool {
 // until the truncation, which keeps most of them. Those it still misses
 // are reported, not asserted: issue 12 asks for none, and the note says
 // what remains (its reference reader, bench/eager, loses lines on the same
-// machines: READER=eager sh bench/copytruncate.sh). tailer.TestRescue_KeepsWhatTheTruncationWipes asserts the
-// mechanism without the race against the writer.
+// machines: READER=eager sh bench/copytruncate.sh).
+// tailer.TestRescue_KeepsWhatTheTruncationWipes asserts the mechanism
+// without the race against the writer.
 func TestRun_LogrotateUnderLoad(t *testing.T) {
 	logrotate, err := exec.LookPath("logrotate")
 	if err != nil {

@@ -562,10 +562,9 @@ func TestParseRFC3339_MatchesTimeParse(t *testing.T) {
 
 // Ensure a field that is a piece of the line, written without a second
 // scan when the line needed no escape but its quotes, comes out byte for
-// byte as
-// AppendString writes it, for lines with and without bytes to escape in
-// every place, and that a record whose message is another line than the
-// one parsed gets no such shortcut.
+// byte as AppendString writes it, for lines with and without bytes to
+// escape in every place, and that a record whose message is another line
+// than the one parsed gets no such shortcut.
 func TestFormLine_WrittenAsAppendStringWould(t *testing.T) {
 	enc := mustEncoder(t)
 	regex, err := NewParser(ParserConfig{Format: ParseRegex,
@@ -579,9 +578,9 @@ func TestFormLine_WrittenAsAppendStringWould(t *testing.T) {
 	}
 	parsers := map[string]*Parser{"nginx": mustParser(t, ParseNginx), "regex": regex, "logfmt": logfmt}
 	// Pieces a field may hold: plain text, nginx's and Apache's escapes,
-	// valid UTF-8, U+2028, invalid UTF-8, control bytes, DEL.
-	// The first ones need no escape but the quote's; half the lines are
-	// made of those alone.
+	// valid UTF-8, U+2028, invalid UTF-8, control bytes, DEL. The first
+	// ones need no escape but the quote's; half the lines are made of
+	// those alone.
 	pieces := []string{"GET", "/a?b=1", "Mozilla/5.0 (X11)", "é", "日本", "-", `"`, "ok",
 		"\\\"", "\\x22", "\\\\", "\u2028", "\xff", "\xe2\x80", "\x01", "\t", "\x7f"}
 	const clean = 8

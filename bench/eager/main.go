@@ -2,9 +2,10 @@
 // it follows one file, reading it at each inotify IN_MODIFY event from a
 // thread that does nothing else, and starts again from 0 when the file
 // shrinks. It keeps what it reads in memory and writes it to stdout when
-// stopped: no checkpoints, no batching, no rotation by rename. bench/copytruncate.sh
-// runs it in tailcar's place with READER=eager, to tell a loss that any
-// reader outside the kernel suffers from one that is tailcar's.
+// stopped: no checkpoints, no batching, no rotation by rename.
+// bench/copytruncate.sh runs it in tailcar's place with READER=eager, to
+// tell a loss that any reader outside the kernel suffers from one that is
+// tailcar's.
 package main
 
 import (
