@@ -3,8 +3,9 @@
 # Each run: loggen writes 24,000 numbered lines at 3,000 a second, one write
 # per line; real logrotate (copytruncate, compress, delaycompress) rotates
 # the file every second, 7 times; tailcar (the plain build, bin/tailcar by
-# default) follows access.log* to stdout with a 100 ms batch wait. Prints
-# the lines missing per run, then the totals. It measures; it never fails.
+# default) follows access.log* to stdout with a 100 ms batch wait (WAIT=1s:
+# tailcar's default). Prints the lines missing per run, then the totals. It
+# measures; it never fails.
 # WRITER=nginx: the lines are a real nginx's access log instead, for 24,000
 # numbered requests at 3,000 a second (bench/nginxload; nginx from apt).
 # WRITER=timed: bench/timedwriter writes the lines, each with the time its
@@ -72,7 +73,7 @@ for run in $(seq "$runs"); do
 		touch "$dir/access.log"
 		"$dir/eager" -file "$dir/access.log" > "$dir/out" 2> "$dir/err" &
 	else
-		TAILCAR_PATHS="$dir/access.log*" TAILCAR_EXCLUDE='*.gz' TAILCAR_BATCH_WAIT=100ms \
+		TAILCAR_PATHS="$dir/access.log*" TAILCAR_EXCLUDE='*.gz' TAILCAR_BATCH_WAIT="${WAIT:-100ms}" \
 			TAILCAR_DRAIN_DELAY=1s TAILCAR_POSITIONS="$dir/pos" "$tailcar" > "$dir/out" 2> "$dir/err" &
 	fi
 	pid=$!
