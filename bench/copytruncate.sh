@@ -1,17 +1,15 @@
 #!/bin/sh
 # copytruncate.sh RUNS [TAILCAR]: issue 12's copytruncate scenario, repeated.
 # Each run: loggen writes 24,000 numbered lines at 3,000 a second, one write
-# per line; real logrotate (copytruncate, compress, delaycompress) rotates
-# the file every second, 7 times; tailcar (the plain build, bin/tailcar by
-# default) follows access.log* to stdout with a 100 ms batch wait (WAIT=1s:
-# tailcar's default). Prints the lines missing per run, then the totals. It
-# measures; it never fails.
+# per line, and notes when it wrote each (--times); real logrotate
+# (copytruncate, compress, delaycompress) rotates the file every second, 7
+# times; tailcar (the plain build, bin/tailcar by default) follows access.log* to stdout with a 100 ms batch wait (WAIT=1s:
+# tailcar's default). Prints the lines missing per run, each lost line with
+# how long after the last line received before it, and how long before the
+# first line written after the truncation, it was written (how long it can
+# have been on disk), then the totals. It measures; it never fails.
 # WRITER=nginx: the lines are a real nginx's access log instead, for 24,000
 # numbered requests at 3,000 a second (bench/nginxload; nginx from apt).
-# WRITER=timed: bench/timedwriter writes the lines, each with the time its
-# write began, and notes the first line it wrote after each truncation; each
-# lost line is printed with how long after the last line received before it,
-# and how long before that first line, it was written.
 # READER=eager: bench/eager follows access.log in tailcar's place, reading
 # at each change event from a thread of its own: the reference reader.
 set -eu
@@ -24,7 +22,6 @@ dir=$(mktemp -d)
 nginx_pid=
 trap '[ -z "$nginx_pid" ] || kill -QUIT "$nginx_pid" 2>/dev/null || true; rm -rf "$dir"' EXIT
 [ "$reader" != eager ] || go build -o "$dir/eager" ./bench/eager
-[ "$writer" != timed ] || go build -o "$dir/timedwriter" ./bench/timedwriter
 if [ "$writer" = nginx ]; then
 	go build -o "$dir/nginxload" ./bench/nginxload
 	port=$((20000 + $$ % 20000))
@@ -80,10 +77,8 @@ for run in $(seq "$runs"); do
 	sleep 0.5
 	if [ "$writer" = nginx ]; then
 		"$dir/nginxload" -url "http://127.0.0.1:$port" -n 24000 -rate 3000 &
-	elif [ "$writer" = timed ]; then
-		"$dir/timedwriter" -path "$dir/access.log" -n 24000 -rate 3000 -times "$dir/times" &
 	else
-		"$loggen" --path "$dir/access.log" --total-count 24000 --logs-per-sec 3000 &
+		"$loggen" --path "$dir/access.log" --total-count 24000 --logs-per-sec 3000 --times "$dir/times" &
 	fi
 	gen=$!
 	for i in 1 2 3 4 5 6 7; do
@@ -94,17 +89,17 @@ for run in $(seq "$runs"); do
 	sleep 2
 	kill -TERM "$pid"
 	wait "$pid" || true
-	got=$(grep -o 'seq=[0-9]*' "$dir/out" | sort -u | awk -F= '$2 >= 1 && $2 <= 24000' | wc -l)
-	missing=$((24000 - got))
+	grep -o 'seq=[0-9]*' "$dir/out" | cut -d= -f2 | sort -u | awk '$1 >= 1 && $1 <= 24000' > "$dir/got"
+	missing=$((24000 - $(wc -l < "$dir/got")))
 	printf '%s ' "$missing"
-	if [ "$writer" = timed ] && [ "$missing" -gt 0 ]; then
-		# The lines received, then every line written in order: a lost line
-		# waits for the first line after the next truncation.
-		grep -o 'seq=[0-9]*' "$dir/out" | cut -d= -f2 | sort -u > "$dir/got"
+	if [ "$writer" = loggen ] && [ "$missing" -gt 0 ]; then
+		# The lines received, then every line written in order: lost lines
+		# wait for the next line received, or for the first line written
+		# after a truncation.
 		awk 'NR == FNR { got[$1] = 1; next }
 			$3 == 1 { for (i = 1; i <= n; i++) printf "\n  seq %d: written %d µs after the last line received before it, %d µs before seq %d, the first line after a truncation", lost[i], at[i] - kept, $2 - at[i], $1; n = 0 }
 			!($1 in got) { lost[++n] = $1; at[n] = $2; next }
-			n == 0 { kept = $2 }
+			{ for (i = 1; i <= n; i++) printf "\n  seq %d lost, and seq %d after it received: not a truncation", lost[i], $1; n = 0; kept = $2 }
 			END { for (i = 1; i <= n; i++) printf "\n  seq %d lost, no truncation after it", lost[i] }' "$dir/got" "$dir/times" >&2
 		echo >&2
 	fi

@@ -5,6 +5,7 @@
 //
 // It reopens its file on SIGHUP or SIGUSR1, as nginx does after logrotate
 // renamed it, and can touch a file when done (the Job exit-file flow).
+// --times records when each line was written, for bench/copytruncate.sh.
 package main
 
 import (
@@ -37,6 +38,7 @@ type options struct {
 	doneFile    string
 	tag         string
 	sizePadding int
+	timesFile   string
 }
 
 func run(args []string) error {
@@ -52,6 +54,8 @@ func run(args []string) error {
 	fs.StringVar(&o.doneFile, "done-file", "", "touch this file after the last line")
 	fs.StringVar(&o.tag, "tag", "", "word put in every line, to tell several generators apart")
 	fs.IntVar(&o.sizePadding, "pad", 0, "extra bytes in the user agent, for larger lines")
+	fs.StringVar(&o.timesFile, "times", "", "at the end, write here one line per line written: its number, when its write began (Unix µs), "+
+		"and 1 if it was the first written after the file shrank (paced, to --path only)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -60,6 +64,9 @@ func run(args []string) error {
 	}
 	if o.path == "" && !o.stdout && !o.stderr {
 		return fmt.Errorf("nowhere to write: give --path, --stdout or --stderr")
+	}
+	if o.timesFile != "" && (o.path == "" || o.perSec <= 0) {
+		return fmt.Errorf("--times needs --path and --logs-per-sec: each line must be a write of its own")
 	}
 	return generate(o)
 }
@@ -123,6 +130,30 @@ var (
 	}
 )
 
+// writeTimes is what --times writes: each line's number, the time its
+// write began, and whether the file had shrunk under it. A lost line is in
+// no file, so this is where a bench finds when it was written. The file is
+// opened with O_APPEND, so the offset after a write is the file's end: less
+// than after the write before means a truncation came in between.
+type writeTimes struct {
+	text []byte
+	end  int64
+}
+
+func (t *writeTimes) note(f *os.File, seq int, began time.Time) error {
+	after, err := f.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return fmt.Errorf("offset after line %d: %w", seq, err)
+	}
+	shrank := 0
+	if after < t.end {
+		shrank = 1
+	}
+	t.end = after
+	t.text = fmt.Appendf(t.text, "%d %d %d\n", seq, began.UnixMicro(), shrank)
+	return nil
+}
+
 func generate(o options) error {
 	s := &sink{path: o.path}
 	if o.stdout {
@@ -148,6 +179,10 @@ func generate(o options) error {
 	if o.tag != "" {
 		tag = "&gen=" + o.tag
 	}
+	var times *writeTimes
+	if o.timesFile != "" {
+		times = &writeTimes{}
+	}
 	var line []byte
 	start := time.Now()
 	for n := 0; o.total == 0 || n < o.total; n++ {
@@ -155,6 +190,9 @@ func generate(o options) error {
 		case <-reopen:
 			if err := s.open(); err != nil {
 				return err
+			}
+			if times != nil {
+				times.end = 0 // a new file, not a truncated one
 			}
 		case <-stop:
 			return s.flush()
@@ -186,9 +224,19 @@ func generate(o options) error {
 				return err
 			}
 		}
+		if times != nil {
+			if err := times.note(s.file, o.startSeq+n, now); err != nil {
+				return err
+			}
+		}
 	}
 	if err := s.flush(); err != nil {
 		return err
+	}
+	if times != nil {
+		if err := os.WriteFile(o.timesFile, times.text, 0o644); err != nil {
+			return err
+		}
 	}
 	if o.doneFile != "" {
 		if err := os.WriteFile(o.doneFile, nil, 0o644); err != nil {
