@@ -23,17 +23,43 @@ import (
 // is recoverable, a loss is not.
 
 // retired is a generation ended by truncation, kept so that its
-// copytruncate copy resumes where it had been read.
+// copytruncate copy resumes where it had been read: at readEnd, or at
+// the gap that no read reached before the truncation.
 type retired struct {
 	fp      fingerprint
 	readEnd int64
+	gap     unread
 	at      time.Time
+}
+
+// unread is a run of a file's bytes, from one offset to another, that no
+// read reached before a truncation, while those after it were handed
+// over (rescue.go). The zero value is none.
+type unread struct{ from, to int64 }
+
+// resumeIn decides where the copy, of size bytes, starts: at the gap, if
+// any of it is in the copy, skipping what follows it up to readEnd;
+// otherwise where the generation had been read to.
+func (r retired) resumeIn(size int64, origin string) copyDecision {
+	switch {
+	case r.gap.to <= r.gap.from:
+		return copyDecision{resume: true, offset: min(r.readEnd, size), origin: origin}
+	case size < r.gap.to:
+		// The copy ended before the gap did: the rest of it is lost.
+		return copyDecision{resume: true, offset: min(r.gap.from, size), lost: r.gap.to - max(r.gap.from, size), origin: origin}
+	}
+	return copyDecision{resume: true, offset: r.gap.from, skip: unread{from: r.gap.to, to: min(r.readEnd, size)}, origin: origin}
 }
 
 // copyDecision says where a newly found file starts.
 type copyDecision struct {
-	resume bool   // a copy: start at offset
-	offset int64  // where the original's truncated generation had been read to
+	resume bool  // a copy: start at offset
+	offset int64 // where the original's truncated generation had been read to
+	// skip, when set, is a run already handed over from the original: the
+	// copy is read up to its start, then goes on from its end.
+	skip unread
+	// lost is how much of the gap the copy does not have.
+	lost   int64
 	origin string // the original's name, for the log
 	wait   bool   // perhaps a copy still being made: decide on a later scan
 }
@@ -81,8 +107,7 @@ func (f *Follower) copyOf(ctx context.Context, fd *os.File, c candidate, entries
 			// Truncated: copytruncate had finished the copy before that, so
 			// it is complete now (the glob may have seen it empty); resume
 			// where the truncated generation ended.
-			r := f.retired[len(f.retired)-1]
-			return copyDecision{resume: true, offset: min(r.readEnd, sizeOf(fd)), origin: orig.path}, nil
+			return f.retired[len(f.retired)-1].resumeIn(sizeOf(fd), orig.path), nil
 		}
 		if alike && recent {
 			// Identical so far: the truncation that makes it a copy may
@@ -98,7 +123,7 @@ func (f *Follower) copyOf(ctx context.Context, fd *os.File, c candidate, entries
 		// The copy was complete when the original was truncated, so it
 		// stopped changing about then.
 		if c.mtime.Before(r.at.Add(f.cfg.RotateWait)) && f.headHas(head, r.fp) {
-			return copyDecision{resume: true, offset: min(r.readEnd, sizeOf(fd)), origin: "a truncated file"}, nil
+			return r.resumeIn(sizeOf(fd), "a truncated file"), nil
 		}
 	}
 	// Checkpoints from before a restart: a copy of a generation that was

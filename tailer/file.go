@@ -27,6 +27,10 @@ type file struct {
 	offset int64
 	// format is Config.Format, with FormatAuto decided at the first line.
 	format Format
+	// skip, when set, is a run of a copy already handed over from its
+	// original (copies.go): reading stops at its start and goes on from
+	// its end.
+	skip unread
 
 	rotated bool // the patterns no longer lead here: finish, then let go
 	gone    bool // let go; stale references ignore it
@@ -74,3 +78,14 @@ func (fl *file) closable() bool {
 
 // atRisk reports whether fl is to be read at each change.
 func (fl *file) atRisk(now time.Time) bool { return now.Before(fl.riskUntil) }
+
+// passSkip moves the offset past the skipped run once reading reaches
+// it; the file is size bytes long. It reports whether it did.
+func (fl *file) passSkip(size int64) bool {
+	if fl.skip.to == 0 || fl.offset < fl.skip.from {
+		return false
+	}
+	fl.offset = max(fl.offset, min(fl.skip.to, size))
+	fl.skip = unread{}
+	return true
+}

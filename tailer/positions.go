@@ -89,6 +89,10 @@ type entry struct {
 	fp     fingerprint
 	offset int64
 	seen   time.Time
+	// skip, when set, is a run of a copy handed over from its original:
+	// an ack that reaches its start reaches its end (copies.go). Acks are
+	// in the order records were handed over, and the run's were first.
+	skip unread
 }
 
 // Positions holds the acknowledged offset of every file generation and
@@ -257,9 +261,15 @@ func (p *Positions) Path() string { return p.path }
 // tracked are dropped.
 func (p *Positions) Ack(source uint64, offset int64) {
 	p.mu.Lock()
-	if e, ok := p.entries[source]; ok && e.offset != offset {
-		e.offset = offset
-		p.markDirtyLocked()
+	if e, ok := p.entries[source]; ok {
+		if e.skip.to > 0 && offset >= e.skip.from {
+			offset = max(offset, e.skip.to)
+			e.skip = unread{}
+		}
+		if e.offset != offset {
+			e.offset = offset
+			p.markDirtyLocked()
+		}
 	}
 	p.mu.Unlock()
 }

@@ -102,19 +102,24 @@ func (f *Follower) readFile(ctx context.Context, fl *file, limit int64, final bo
 			return false, nil
 		}
 		if !same || size < fl.offset {
-			if err := f.frameRescued(ctx, fl); err != nil {
+			gap, err := f.frameRescued(ctx, fl)
+			if err != nil {
 				return false, err
 			}
-			if err := f.truncated(ctx, fl, head); err != nil {
+			if err := f.truncated(ctx, fl, head, gap); err != nil {
 				return false, err
 			}
 		} else {
 			fl.fp = head
 		}
 	}
+	fl.passSkip(size)
 	end := size
 	if limit >= 0 && limit < end {
 		end = limit
+	}
+	if fl.skip.to > 0 {
+		end = min(end, fl.skip.from) // read up to what was handed over already
 	}
 	if fl.offset >= end {
 		if final && fl.long.active {
@@ -145,7 +150,11 @@ func (f *Follower) readFile(ctx context.Context, fl *file, limit int64, final bo
 			}
 		}
 	}()
-	return f.frameWindow(ctx, fl, atEnd, final)
+	more, err := f.frameWindow(ctx, fl, atEnd, final)
+	if fl.passSkip(size) && fl.offset < size {
+		more = true // the copy goes on past the run skipped
+	}
+	return more, err
 }
 
 // frameWindow frames the lines of f.win, which starts at fl.offset. With

@@ -1,6 +1,7 @@
 package tailer
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -23,15 +24,30 @@ import (
 // So the goroutine that reads the layout events acts on an open itself.
 // When another process opens a followed file that is being written, it
 // starts a rescue: a goroutine that does nothing but read the file's new
-// bytes into memory as soon as they are written, from the loop's offset
-// on, until the file shrinks or the risk is over. When the loop finds
-// the truncation, it frames what the rescue kept beyond its own offset
-// before it starts the new generation.
+// bytes into memory as soon as they are written, until the file shrinks
+// or the risk is over. When the loop finds the truncation, it frames
+// what the rescue kept beyond its own offset before it starts the new
+// generation.
+//
+// The rescue reads the newest bytes first: from a line start just before
+// the file's end when it starts. The loop's backlog, up to a second of
+// lines with the default batch wait, is read only between writes, a piece
+// at a time. Reading it first took milliseconds (its memory faulted in
+// page by page), and the copier truncated the file meanwhile: the lines
+// lost were the newest, the only ones the copy does not have. A backlog
+// the truncation comes before is in the copy, which resumes there when
+// the patterns match it (copies.go).
 
 const (
 	// rescueCap bounds what a rescue keeps beyond the loop's offset; a
 	// writer that outruns the loop by more is left to the loop.
 	rescueCap = 4 << 20
+	// tailLead is how far before the file's end a rescue looks for the
+	// line it starts at; a backlog no longer than this is read first.
+	tailLead = 16 << 10
+	// backlogPiece is how much of the backlog a rescue reads between two
+	// looks at the file's end: a few tens of microseconds.
+	backlogPiece = 16 << 10
 	// writtenLately: a file another process opens is rescued only if it
 	// was written this recently. A file nobody writes (an old copy being
 	// compressed) loses nothing to a truncation, and a slow writer is
@@ -60,7 +76,10 @@ type guards struct {
 	// milliseconds the rescues need.
 	running atomic.Int32
 	poll    time.Duration // how long a rescue lasts after an open
-	log     zerolog.Logger
+	// backlogPiece is the package's; tests set 0 to leave the backlog to
+	// the copy, as a truncation that comes first does.
+	backlogPiece int
+	log          zerolog.Logger
 }
 
 // guard is one followed file's entry. fd and rescue are under guards.mu;
@@ -77,7 +96,7 @@ type guard struct {
 }
 
 func newGuards(poll time.Duration, log zerolog.Logger) *guards {
-	return &guards{byID: make(map[fileID]*guard), ended: make(chan struct{}, 1), poll: poll, log: log}
+	return &guards{byID: make(map[fileID]*guard), ended: make(chan struct{}, 1), poll: poll, backlogPiece: backlogPiece, log: log}
 }
 
 // add makes fl, just opened as fd, a file that can be rescued.
@@ -204,7 +223,7 @@ func (g *guards) opened(path string, now time.Time) {
 	if r := gd.rescue; r != nil {
 		select {
 		case <-r.done:
-			if st.Size < r.from+int64(len(r.kept)) {
+			if st.Size < r.tailEnd() {
 				// It ended with a truncation the loop has not seen yet:
 				// what it kept is still to be framed.
 				return
@@ -216,7 +235,7 @@ func (g *guards) opened(path string, now time.Time) {
 			return
 		}
 	}
-	r, err := startRescue(path, gd.fd, gd.readTo.Load(), now.Add(g.poll).UnixNano(), g, gd.file)
+	r, err := startRescue(path, gd.fd, gd.readTo.Load(), now.Add(g.poll).UnixNano(), g, gd.file, st.Size)
 	if err != nil {
 		g.log.Warn().Err(err).Str("path", path).Msg("cannot watch a file at risk of truncation closely; the loop polls it instead")
 		return
@@ -224,8 +243,9 @@ func (g *guards) opened(path string, now time.Time) {
 	gd.rescue = r
 }
 
-// rescue is one file's rescuer. kept and from belong to its goroutine
-// until done is closed.
+// rescue is one file's rescuer. It keeps two runs of the file's bytes:
+// the newest, from tailFrom on, and the loop's backlog, from from on up
+// to tailFrom at most. Both belong to its goroutine until done is closed.
 type rescue struct {
 	fd int // a duplicate of the file's descriptor, closed by the goroutine
 	// changes is the rescue's own inotify instance, watching only this
@@ -233,15 +253,24 @@ type rescue struct {
 	// it in the runtime's poller: its read deadline is the rescue's end,
 	// and a halt moves it to the past. (A wait in poll(2) held a thread in
 	// a system call, which the runtime's monitor then checks every 20 µs.)
-	changes *os.File
-	from    int64
-	kept    []byte       // the file's bytes from offset from on
-	until   int64        // Unix nanoseconds
-	read    atomic.Int64 // the offset read to, for the log and for tests
-	waits   atomic.Int64 // how often it slept, for tests
-	stop    atomic.Bool
-	done    chan struct{}
+	changes  *os.File
+	from     int64 // the loop's offset when the rescue started
+	backlog  []byte
+	tailFrom int64
+	kept     []byte
+	// piece is how much backlog to read between writes; 0 reads none.
+	piece int
+	until int64        // Unix nanoseconds
+	read  atomic.Int64 // the offset the newest bytes are read to, for the log and for tests
+	// backlogRead is the offset the backlog is read to, for tests.
+	backlogRead atomic.Int64
+	waits       atomic.Int64 // how often it slept, for tests
+	stop        atomic.Bool
+	done        chan struct{}
 }
+
+func (r *rescue) tailEnd() int64    { return r.tailFrom + int64(len(r.kept)) }
+func (r *rescue) backlogEnd() int64 { return r.from + int64(len(r.backlog)) }
 
 // halt stops the rescue and wakes it from its wait. After the goroutine
 // closed changes, the deadline goes nowhere.
@@ -251,8 +280,8 @@ func (r *rescue) halt() {
 }
 
 // startRescue starts keeping fd's bytes from offset from on, until the
-// Unix nanosecond until.
-func startRescue(path string, fd *os.File, from, until int64, g *guards, fl *file) (*rescue, error) {
+// Unix nanosecond until; size is the file's size now.
+func startRescue(path string, fd *os.File, from, until int64, g *guards, fl *file, size int64) (*rescue, error) {
 	conn, err := fd.SyscallConn()
 	if err != nil {
 		return nil, err
@@ -279,14 +308,16 @@ func startRescue(path string, fd *os.File, from, until int64, g *guards, fl *fil
 		unix.Close(dup)
 		return nil, fmt.Errorf("inotify: %w", err)
 	}
-	r := &rescue{fd: dup, changes: os.NewFile(uintptr(changes), "rescue-changes"), from: from, until: until, done: make(chan struct{})}
+	r := &rescue{fd: dup, changes: os.NewFile(uintptr(changes), "rescue-changes"), from: from, tailFrom: from, piece: g.backlogPiece, until: until, done: make(chan struct{})}
+	r.startNearTheEnd(size)
 	// Set before the goroutine starts, so that no halt comes before it.
 	if err := r.changes.SetReadDeadline(time.Unix(0, until)); err != nil {
 		unix.Close(dup)
 		r.changes.Close()
 		return nil, fmt.Errorf("inotify: %w", err)
 	}
-	r.read.Store(from)
+	r.read.Store(r.tailEnd())
+	r.backlogRead.Store(from)
 	g.running.Add(1)
 	go func() {
 		defer func() {
@@ -304,6 +335,23 @@ func startRescue(path string, fd *os.File, from, until int64, g *guards, fl *fil
 	return r, nil
 }
 
+// startNearTheEnd moves the start of the newest bytes to the first line
+// that starts within tailLead of size, keeping what it read of it. A
+// shorter backlog, or a longer line, is read from the loop's offset on.
+func (r *rescue) startNearTheEnd(size int64) {
+	if size-r.from <= tailLead {
+		return
+	}
+	lead := make([]byte, tailLead)
+	n, _ := unix.Pread(r.fd, lead, size-tailLead)
+	i := bytes.IndexByte(lead[:max(n, 0)], '\n')
+	if i < 0 {
+		return
+	}
+	r.tailFrom = size - tailLead + int64(i) + 1
+	r.kept = lead[i+1 : n]
+}
+
 func (r *rescue) run() {
 	defer close(r.done)
 	defer unix.Close(r.fd)
@@ -311,10 +359,10 @@ func (r *rescue) run() {
 	buf := make([]byte, 64<<10)
 	var st unix.Stat_t
 	for !r.stop.Load() && time.Now().UnixNano() < r.until {
-		end := r.from + int64(len(r.kept))
+		end := r.tailEnd()
 		n, err := unix.Pread(r.fd, buf, end)
 		if n > 0 {
-			if len(r.kept)+n > rescueCap {
+			if len(r.backlog)+len(r.kept)+n > rescueCap {
 				return // the loop is far behind; the copy holds what it has not read
 			}
 			r.kept = append(r.kept, buf[:n]...)
@@ -329,6 +377,9 @@ func (r *rescue) run() {
 		if unix.Fstat(r.fd, &st) != nil || st.Size < end {
 			return
 		}
+		if r.readBacklog(buf) {
+			continue
+		}
 		// A write after the read above is already queued as an event, and
 		// a halt after the check above has moved the deadline, so the wait
 		// misses neither. The events say only "written".
@@ -339,23 +390,73 @@ func (r *rescue) run() {
 	}
 }
 
+// readBacklog reads a piece of the loop's backlog, if any is left and
+// fits under the cap. It reports whether it read some.
+func (r *rescue) readBacklog(buf []byte) bool {
+	end := r.backlogEnd()
+	want := min(int64(r.piece), r.tailFrom-end, int64(rescueCap-len(r.backlog)-len(r.kept)))
+	if want <= 0 {
+		return false
+	}
+	if r.backlog == nil {
+		// Sized once: growing it copied the backlog again and again, and
+		// faulted in every new array, between two looks at the end.
+		r.backlog = make([]byte, 0, min(r.tailFrom-r.from, int64(rescueCap)))
+	}
+	n, _ := unix.Pread(r.fd, buf[:want], end)
+	if n <= 0 {
+		return false // shrunk: the next look at the end tells
+	}
+	r.backlog = append(r.backlog, buf[:n]...)
+	r.backlogRead.Store(r.backlogEnd())
+	return true
+}
+
 // frameRescued frames the lines fl's rescue kept beyond the loop's offset,
-// before fl is taken for truncated. The last of them is framed even
-// without its newline: its end was written after the truncation, if ever.
-func (f *Follower) frameRescued(ctx context.Context, fl *file) error {
+// before fl is taken for truncated. It returns the bytes that no read
+// reached (a backlog the truncation came before): the copy has them.
+// The last line kept is framed even without its newline: its end was
+// written after the truncation, if ever.
+func (f *Follower) frameRescued(ctx context.Context, fl *file) (unread, error) {
 	r := f.guards.take(fl)
 	if r == nil {
-		return nil
+		return unread{}, nil
 	}
-	end := r.from + int64(len(r.kept))
-	if fl.offset < r.from || fl.offset >= end {
+	if err := f.frameKept(ctx, fl, r.backlog, r.from, false); err != nil {
+		return unread{}, err
+	}
+	var gap unread
+	if fl.offset < r.tailFrom && len(r.kept) > 0 {
+		gap = unread{from: fl.offset, to: r.tailFrom}
+		if fl.long.active {
+			// Cut off by the gap: the copy has it whole.
+			gap.from = fl.long.start
+			fl.long.reset()
+		}
+		// Records being assembled end where the gap begins.
+		if err := f.flushFile(ctx, fl); err != nil {
+			return unread{}, err
+		}
+		f.cfg.Log.Info().Str("path", fl.path).Int64("from", gap.from).Int64("to", gap.to).
+			Msg("the truncation came before the rescue read this backlog; it is read from the copy, if the patterns match one")
+		fl.offset = r.tailFrom
+	}
+	return gap, f.frameKept(ctx, fl, r.kept, r.tailFrom, true)
+}
+
+// frameKept frames the lines of kept, the file's bytes from keptFrom on,
+// beyond fl's offset. With last set, a trailing line without its newline
+// is framed too.
+func (f *Follower) frameKept(ctx context.Context, fl *file, kept []byte, keptFrom int64, last bool) error {
+	end := keptFrom + int64(len(kept))
+	if fl.offset < keptFrom || fl.offset >= end {
 		return nil
 	}
 	f.cfg.Log.Info().Str("path", fl.path).Int64("bytes", end-fl.offset).
 		Msg("framing the lines a rescue kept: the truncation wiped them before the loop read them")
-	f.win = window{kept: r.kept, keptFrom: r.from, off: fl.offset, end: end}
+	f.win = window{kept: kept, keptFrom: keptFrom, off: fl.offset, end: end}
 	f.br.Reset(&f.win)
 	defer func() { f.win = window{} }()
-	_, err := f.frameWindow(ctx, fl, true, true)
+	_, err := f.frameWindow(ctx, fl, true, last)
 	return err
 }

@@ -36,6 +36,21 @@ func rescueRead(f *Follower, path string) (int64, bool) {
 // the file as a copier would. It returns once a rescue watches the file,
 // with the writer and the sink's release.
 func stuckWithRescue(t *testing.T) (r *running, path string, w *os.File, release func()) {
+	return stuckWithRescueOf(t, rescueSetup{pattern: "app.log", backlogTo: 101, readsBacklog: true})
+}
+
+// rescueSetup varies stuckWithRescue: the pattern followed ("app.log*"
+// follows the copies too), the last line written before the copier's
+// open (lines 102..backlogTo are the loop's backlog), and whether the
+// rescue reads that backlog (false leaves it to the copy, as a
+// truncation that comes first does).
+type rescueSetup struct {
+	pattern      string
+	backlogTo    int
+	readsBacklog bool
+}
+
+func stuckWithRescueOf(t *testing.T, setup rescueSetup) (r *running, path string, w *os.File, release func()) {
 	t.Helper()
 	dir := t.TempDir()
 	path = filepath.Join(dir, "app.log")
@@ -44,16 +59,22 @@ func stuckWithRescue(t *testing.T) (r *running, path string, w *os.File, release
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { w.Close() })
-	cfg := testConfig(t, dir, "app.log")
+	cfg := testConfig(t, dir, setup.pattern)
 	cfg.Settle = 20 * time.Millisecond
 	cfg.CopyPoll = time.Minute // the rescue outlasts any slowness of the test
 	r = startFollower(t, cfg)
+	if !setup.readsBacklog {
+		r.f.guards.mu.Lock()
+		r.f.guards.backlogPiece = 0
+		r.f.guards.mu.Unlock()
+	}
 	writeLines(t, w, 1, 100)
 	waitCount(t, r, 100)
 	release = r.c.hold()
 	t.Cleanup(release)
 	writeLines(t, w, 101, 101)
 	waitFor(t, 10*time.Second, "the loop to be stuck handing over line 101", r.c.stuck.Load)
+	writeLines(t, w, 102, setup.backlogTo)
 	// Past ownOpenGrace, so that the open below is not taken for the
 	// follower's own.
 	waitFor(t, 10*time.Second, "the follower's own open to be old", func() bool {
@@ -95,6 +116,78 @@ func TestRescue_KeepsWhatTheTruncationWipes(t *testing.T) {
 	waitCount(t, r, 250)
 	r.stop(t)
 	requireExactlyOnce(t, r.c.texts(), 250)
+}
+
+// Ensure a rescue behind a backlog reads the newest lines first, and that
+// the backlog the truncation comes before is read from the copy: lines
+// 102..1000 wait for the stuck loop when the copier opens the file, and
+// here the rescue reads none of them (as when the truncation comes
+// first). The copy resumes at the backlog, skips the lines the rescue
+// handed over, and its checkpoint ends past them, so that a restart does
+// not send them again. Every line once.
+func TestRescue_NewestFirstAndTheBacklogFromTheCopy(t *testing.T) {
+	r, path, w, release := stuckWithRescueOf(t, rescueSetup{pattern: "app.log*", backlogTo: 1000})
+	rescue := rescueOf(r.f, path)
+	if rescue.tailFrom <= rescue.from {
+		t.Fatalf("the rescue starts at %d, the loop's offset %d; want the newest lines first", rescue.tailFrom, rescue.from)
+	}
+	writeLines(t, w, 1001, 1100)
+	written, _ := os.Stat(path)
+	waitFor(t, 10*time.Second, "the rescue to read lines ..1100", func() bool {
+		read, _ := rescueRead(r.f, path)
+		return read >= written.Size()
+	})
+	// copytruncate: the copy (another open, while the rescue runs), then
+	// the truncation.
+	copyPath := path + ".1"
+	whole, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(copyPath, whole, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(path, 0); err != nil {
+		t.Fatal(err)
+	}
+	writeLines(t, w, 1101, 1150)
+	release()
+	waitCount(t, r, 1150)
+	waitFor(t, 10*time.Second, "the copy's checkpoint to reach its end", func() bool {
+		for _, e := range r.f.cfg.Positions.snapshot() {
+			if e.path == copyPath {
+				return e.offset == int64(len(whole))
+			}
+		}
+		return false
+	})
+	r.stop(t)
+	requireExactlyOnce(t, r.c.texts(), 1150)
+}
+
+// Ensure a rescue behind a backlog reads it between writes, and frames
+// it before the newest lines when the truncation comes: the copy is not
+// followed here, so lines 102..1000 exist only in the rescue's memory.
+func TestRescue_ReadsTheBacklogBetweenWrites(t *testing.T) {
+	r, path, w, release := stuckWithRescueOf(t, rescueSetup{pattern: "app.log", backlogTo: 1000, readsBacklog: true})
+	rescue := rescueOf(r.f, path)
+	if rescue.tailFrom <= rescue.from {
+		t.Fatalf("the rescue starts at %d, the loop's offset %d; want the newest lines first", rescue.tailFrom, rescue.from)
+	}
+	writeLines(t, w, 1001, 1100)
+	written, _ := os.Stat(path)
+	waitFor(t, 10*time.Second, "the rescue to read the backlog and lines ..1100", func() bool {
+		read, _ := rescueRead(r.f, path)
+		return read >= written.Size() && rescue.backlogRead.Load() == rescue.tailFrom
+	})
+	if err := os.Truncate(path, 0); err != nil {
+		t.Fatal(err)
+	}
+	writeLines(t, w, 1101, 1150)
+	release()
+	waitCount(t, r, 1150)
+	r.stop(t)
+	requireExactlyOnce(t, r.c.texts(), 1150)
 }
 
 // Ensure a file another process opens but never truncates (a reader such

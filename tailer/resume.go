@@ -81,14 +81,18 @@ func (f *Follower) start(ctx context.Context, c candidate, startAtEnd bool, byID
 		switch {
 		case d.resume:
 			f.copies.Add(1)
-			fl.offset = d.offset
+			fl.offset, fl.skip = d.offset, d.skip
 			how = "copy of " + d.origin + ", truncated since; resuming where the original had been read"
+			if d.lost > 0 {
+				f.cfg.Log.Warn().Str("path", c.path).Int64("bytes", d.lost).
+					Msg("the copy ends before what the truncation wiped unread; those bytes are lost")
+			}
 		case startAtEnd:
 			fl.offset = fl.size
 			how = "existing file; starting at its end"
 		}
 		fl.source = newSource()
-		f.cfg.Positions.track(entry{source: fl.source, path: fl.path, id: fl.id, fp: fl.fp, offset: fl.offset})
+		f.cfg.Positions.track(entry{source: fl.source, path: fl.path, id: fl.id, fp: fl.fp, offset: fl.offset, skip: fl.skip})
 	}
 	f.files[fl.id] = fl
 	f.byReal[fl.real] = fl

@@ -154,14 +154,14 @@ func (f *Follower) finishRotated(ctx context.Context, now time.Time) error {
 
 // truncated starts a new generation of fl from offset 0. The old one is
 // remembered so that its copytruncate copy, if the patterns match it,
-// resumes where it had been read.
-func (f *Follower) truncated(ctx context.Context, fl *file, now fingerprint) error {
+// resumes where it had been read, reading what gap says no read reached.
+func (f *Follower) truncated(ctx context.Context, fl *file, now fingerprint, gap unread) error {
 	f.truncations.Add(1)
 	f.cfg.Log.Info().Str("path", fl.path).Int64("read_to", fl.offset).Msg("file truncated; reading it again from its start")
 	if err := f.flushFile(ctx, fl); err != nil {
 		return err
 	}
-	f.retired = append(f.retired, retired{fp: fl.fp, readEnd: fl.offset, at: time.Now()})
+	f.retired = append(f.retired, retired{fp: fl.fp, readEnd: fl.offset, gap: gap, at: time.Now()})
 	// A copy waiting for this truncation can now be decided, and the risk
 	// of losing lines to it is over.
 	f.needScan = true
