@@ -15,10 +15,6 @@ import (
 type window struct {
 	fd       *os.File
 	off, end int64
-	// kept, when set, stands in for the file: the bytes a rescue kept,
-	// from offset keptFrom on.
-	kept     []byte
-	keptFrom int64
 	// at is when the bytes being framed were read: the records' read
 	// time, taken once per buffer rather than once per line.
 	at time.Time
@@ -31,11 +27,6 @@ func (w *window) Read(p []byte) (int, error) {
 	w.at = time.Now()
 	if rest := w.end - w.off; int64(len(p)) > rest {
 		p = p[:rest]
-	}
-	if w.kept != nil {
-		n := copy(p, w.kept[w.off-w.keptFrom:])
-		w.off += int64(n)
-		return n, nil
 	}
 	n, err := w.fd.ReadAt(p, w.off)
 	w.off += int64(n)

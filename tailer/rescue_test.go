@@ -270,8 +270,11 @@ func TestRescue_HaltEndsItsWait(t *testing.T) {
 	go func() { taken <- g.take(fl) }()
 	select {
 	case got := <-taken:
-		if got != r || string(got.kept) != "line 1\n" {
-			t.Errorf("took %p holding %q; want %p holding the file", got, got.kept, r)
+		kept := make([]byte, got.tailTo-got.tailFrom)
+		n, _ := got.keep.ReadAt(kept, got.tailFrom)
+		got.keep.Close()
+		if got != r || string(kept[:n]) != "line 1\n" {
+			t.Errorf("took %p holding %q; want %p holding the file", got, kept[:n], r)
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the halt did not wake the rescue")
