@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"slices"
 	"time"
 )
 
@@ -210,4 +212,78 @@ func (f *Follower) hashPrefixes(head []byte) {
 // bytes fp describes (sameHead, on bytes already read).
 func (f *Follower) headHas(head []byte, fp fingerprint) bool {
 	return fp.Len >= copyMinFingerprint && fp.Len <= len(head) && f.prefixSums[fp.Len] == fp.Sum
+}
+
+// copyRecent is how lately a copy found at a truncation must have been
+// changed. A copier truncates the file right after it made the copy, but
+// logrotate gives the copy the original's times as it found them.
+const copyRecent = time.Minute
+
+// copyLooks bounds how many files readFromCopy opens to find the copy.
+const copyLooks = 8
+
+// readFromCopy reads, as fl's own lines, what fl's truncated generation
+// had from fl's offset up to to (-1: all of it) from the copy a copier
+// made just before the truncation, whether or not the patterns match the
+// copy: the most recently changed regular file in fl's directory, changed
+// in the last copyRecent, that starts as the generation did. What no read
+// reached before the truncation (the rescue started too late, or not at
+// all) is then kept when logrotate copies access.log to access.log.1 and
+// the pattern is *.log. It reports whether it found the copy.
+func (f *Follower) readFromCopy(ctx context.Context, fl *file, to int64) (bool, error) {
+	if fl.fp.Len < copyMinFingerprint {
+		return false, nil
+	}
+	dir := filepath.Dir(fl.real)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return false, nil
+	}
+	type candidate struct {
+		path  string
+		mtime time.Time
+	}
+	var found []candidate
+	now := time.Now()
+	for _, e := range entries {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		path := filepath.Join(dir, e.Name())
+		info, err := e.Info()
+		if err != nil || path == fl.real || f.isOwn(path) || info.Size() <= fl.offset || now.Sub(info.ModTime()) > copyRecent {
+			continue
+		}
+		if id, ok := idOf(info); !ok || id == fl.id || f.files[id] != nil {
+			continue
+		}
+		found = append(found, candidate{path, info.ModTime()})
+	}
+	slices.SortFunc(found, func(a, b candidate) int { return b.mtime.Compare(a.mtime) })
+	for _, c := range found[:min(len(found), copyLooks)] {
+		fd, fi, err := f.openOwn(c.path)
+		if err != nil {
+			continue
+		}
+		if same, _, err := checkFingerprint(fd, fl.fp, f.scratch); err != nil || !same {
+			fd.Close()
+			continue
+		}
+		defer fd.Close()
+		end := fi.Size()
+		if to >= 0 {
+			end = min(end, to)
+		}
+		if end <= fl.offset {
+			return true, nil
+		}
+		f.cfg.Log.Info().Str("path", fl.path).Str("copy", c.path).Int64("from", fl.offset).Int64("to", end).
+			Msg("reading from the copy what the truncation wiped before tailcar read it")
+		f.win = window{fd: fd, off: fl.offset, end: end}
+		f.br.Reset(&f.win)
+		defer func() { f.win = window{} }()
+		_, err = f.frameWindow(ctx, fl, true, false)
+		return true, err
+	}
+	return false, nil
 }

@@ -451,14 +451,25 @@ func (r *rescue) keepBacklog() bool {
 func (f *Follower) frameRescued(ctx context.Context, fl *file) (unread, error) {
 	r := f.guards.take(fl)
 	if r == nil {
-		return unread{}, nil
+		_, err := f.readFromCopy(ctx, fl, -1)
+		return unread{}, err
 	}
 	defer r.keep.Close()
 	if err := f.frameKept(ctx, fl, r.keep, r.from, r.backlogTo, false); err != nil {
 		return unread{}, err
 	}
+	if r.tailTo == r.tailFrom {
+		// It kept no newest lines: it started after the truncation.
+		_, err := f.readFromCopy(ctx, fl, -1)
+		return unread{}, err
+	}
 	var gap unread
-	if fl.offset < r.tailFrom && r.tailTo > r.tailFrom {
+	if fl.offset < r.tailFrom {
+		if _, err := f.readFromCopy(ctx, fl, r.tailFrom); err != nil {
+			return unread{}, err
+		}
+	}
+	if fl.offset < r.tailFrom {
 		gap = unread{from: fl.offset, to: r.tailFrom}
 		if fl.long.active {
 			// Cut off by the gap: the copy has it whole.

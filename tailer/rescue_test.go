@@ -1,6 +1,7 @@
 package tailer
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"testing"
@@ -48,6 +49,10 @@ type rescueSetup struct {
 	pattern      string
 	backlogTo    int
 	readsBacklog bool
+	// also, when set, is a second pattern, in a directory of its own
+	// (the copies' olddir); rescueFor is CopyPoll, a minute when 0.
+	also      string
+	rescueFor time.Duration
 }
 
 func stuckWithRescueOf(t *testing.T, setup rescueSetup) (r *running, path string, w *os.File, release func()) {
@@ -59,9 +64,19 @@ func stuckWithRescueOf(t *testing.T, setup rescueSetup) (r *running, path string
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { w.Close() })
-	cfg := testConfig(t, dir, setup.pattern)
+	patterns := []string{setup.pattern}
+	if setup.also != "" {
+		patterns = append(patterns, setup.also)
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, setup.also)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := testConfig(t, dir, patterns...)
 	cfg.Settle = 20 * time.Millisecond
 	cfg.CopyPoll = time.Minute // the rescue outlasts any slowness of the test
+	if setup.rescueFor > 0 {
+		cfg.CopyPoll = setup.rescueFor
+	}
 	r = startFollower(t, cfg)
 	if !setup.readsBacklog {
 		r.f.guards.mu.Lock()
@@ -122,11 +137,12 @@ func TestRescue_KeepsWhatTheTruncationWipes(t *testing.T) {
 // the backlog the truncation comes before is read from the copy: lines
 // 102..1000 wait for the stuck loop when the copier opens the file, and
 // here the rescue reads none of them (as when the truncation comes
-// first). The copy resumes at the backlog, skips the lines the rescue
-// handed over, and its checkpoint ends past them, so that a restart does
-// not send them again. Every line once.
+// first). The copy goes to another directory (logrotate's olddir), which
+// a second pattern follows: it resumes at the backlog, skips the lines
+// the rescue handed over, and its checkpoint ends past them, so that a
+// restart does not send them again. Every line once.
 func TestRescue_NewestFirstAndTheBacklogFromTheCopy(t *testing.T) {
-	r, path, w, release := stuckWithRescueOf(t, rescueSetup{pattern: "app.log*", backlogTo: 1000})
+	r, path, w, release := stuckWithRescueOf(t, rescueSetup{pattern: "app.log", also: "old/*", backlogTo: 1000})
 	rescue := rescueOf(r.f, path)
 	if rescue.tailFrom <= rescue.from {
 		t.Fatalf("the rescue starts at %d, the loop's offset %d; want the newest lines first", rescue.tailFrom, rescue.from)
@@ -139,7 +155,7 @@ func TestRescue_NewestFirstAndTheBacklogFromTheCopy(t *testing.T) {
 	})
 	// copytruncate: the copy (another open, while the rescue runs), then
 	// the truncation.
-	copyPath := path + ".1"
+	copyPath := filepath.Join(filepath.Dir(path), "old", "app.log.1")
 	whole, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -163,6 +179,45 @@ func TestRescue_NewestFirstAndTheBacklogFromTheCopy(t *testing.T) {
 	})
 	r.stop(t)
 	requireExactlyOnce(t, r.c.texts(), 1150)
+}
+
+// Ensure the lines no read reached before a truncation are read from the
+// copy next to the file even when the patterns do not follow it (app.log,
+// copied to app.log.1): here the rescue ends at once and keeps nothing,
+// as one that starts after the truncation does, and lines 102..1000 exist
+// only in the copy when the loop finds the truncation. With the copy
+// followed too (app.log*), nothing is read twice.
+func TestRescue_TooLateReadsTheCopy(t *testing.T) {
+	for _, pattern := range []string{"app.log", "app.log*"} {
+		t.Run(pattern, func(t *testing.T) {
+			r, path, w, release := stuckWithRescueOf(t, rescueSetup{pattern: pattern, backlogTo: 1000, rescueFor: time.Nanosecond})
+			whole, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(path+".1", whole, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Truncate(path, 0); err != nil {
+				t.Fatal(err)
+			}
+			// A newer, larger file beside it that is not the copy.
+			decoy := bytes.Repeat([]byte("not a copy\n"), len(whole)/10)
+			other := filepath.Join(filepath.Dir(path), "other.txt")
+			if err := os.WriteFile(other, decoy, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			later := time.Now().Add(time.Second) // file times are coarser than this test
+			if err := os.Chtimes(other, later, later); err != nil {
+				t.Fatal(err)
+			}
+			writeLines(t, w, 1001, 1050)
+			release()
+			waitCount(t, r, 1050)
+			r.stop(t)
+			requireExactlyOnce(t, r.c.texts(), 1050)
+		})
+	}
 }
 
 // Ensure a rescue behind a backlog reads it between writes, and frames
