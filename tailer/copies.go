@@ -279,11 +279,7 @@ func (f *Follower) readFromCopy(ctx context.Context, fl *file, to int64) (bool, 
 		}
 		f.cfg.Log.Info().Str("path", fl.path).Str("copy", c.path).Int64("from", fl.offset).Int64("to", end).
 			Msg("reading from the copy what the truncation wiped before tailcar read it")
-		f.win = window{fd: fd, off: fl.offset, end: end}
-		f.br.Reset(&f.win)
-		defer func() { f.win = window{} }()
-		_, err = f.frameWindow(ctx, fl, true, false)
-		return true, err
+		return true, f.frameFrom(ctx, fl, fd, end, false)
 	}
 	return false, nil
 }

@@ -110,22 +110,31 @@ func copyTruncate(t *testing.T, path string) {
 	t.Helper()
 	os.Remove(path + ".2")
 	os.Rename(path+".1", path+".2")
+	copyTruncateTo(t, path, path+".1")
+}
+
+// copyTruncateTo copies path to copyPath (another open of path), then
+// truncates path, and returns how much it copied.
+func copyTruncateTo(t *testing.T, path, copyPath string) int64 {
+	t.Helper()
 	src, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	dst, err := os.Create(path + ".1")
+	defer src.Close()
+	dst, err := os.Create(copyPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := io.Copy(dst, src); err != nil {
+	defer dst.Close()
+	n, err := io.Copy(dst, src)
+	if err != nil {
 		t.Fatal(err)
 	}
-	src.Close()
-	dst.Close()
 	if err := os.Truncate(path, 0); err != nil {
 		t.Fatal(err)
 	}
+	return n
 }
 
 // Ensure copytruncate under load loses nothing and repeats nothing when

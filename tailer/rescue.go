@@ -227,7 +227,7 @@ func (g *guards) opened(path string, now time.Time) {
 	if r := gd.rescue; r != nil {
 		select {
 		case <-r.done:
-			if st.Size < r.tailEnd() {
+			if st.Size < r.tailTo {
 				// It ended with a truncation the loop has not seen yet:
 				// what it kept is still to be framed.
 				return
@@ -278,8 +278,6 @@ type rescue struct {
 	stop        atomic.Bool
 	done        chan struct{}
 }
-
-func (r *rescue) tailEnd() int64 { return r.tailTo }
 
 // kept is how many bytes the rescue keeps.
 func (r *rescue) kept() int64 { return r.tailTo - r.tailFrom + r.backlogTo - r.from }
@@ -349,7 +347,7 @@ func startRescue(path string, fd *os.File, from, until int64, g *guards, fl *fil
 		r.keep.Close()
 		return nil, fmt.Errorf("inotify: %w", err)
 	}
-	r.read.Store(r.tailEnd())
+	r.read.Store(r.tailTo)
 	r.backlogRead.Store(from)
 	g.running.Add(1)
 	go func() {
@@ -496,7 +494,14 @@ func (f *Follower) frameKept(ctx context.Context, fl *file, keep *os.File, from,
 	}
 	f.cfg.Log.Info().Str("path", fl.path).Int64("bytes", to-fl.offset).
 		Msg("framing the lines a rescue kept: the truncation wiped them before the loop read them")
-	f.win = window{fd: keep, off: fl.offset, end: to}
+	return f.frameFrom(ctx, fl, keep, to, last)
+}
+
+// frameFrom frames the lines of fd, a stand-in for fl's truncated
+// generation (what a rescue kept, or its copy), from fl's offset up to
+// to. With last set, a trailing line without its newline is framed too.
+func (f *Follower) frameFrom(ctx context.Context, fl *file, fd *os.File, to int64, last bool) error {
+	f.win = window{fd: fd, off: fl.offset, end: to}
 	f.br.Reset(&f.win)
 	defer func() { f.win = window{} }()
 	_, err := f.frameWindow(ctx, fl, true, last)

@@ -109,6 +109,28 @@ func stuckWithRescueOf(t *testing.T, setup rescueSetup) (r *running, path string
 	return r, path, w, release
 }
 
+// requireNewestFirst fails unless the rescue of the file at path starts
+// past the loop's offset.
+func requireNewestFirst(t *testing.T, r *running, path string) *rescue {
+	t.Helper()
+	rescue := rescueOf(r.f, path)
+	if rescue.tailFrom <= rescue.from {
+		t.Fatalf("the rescue starts at %d, the loop's offset %d; want the newest lines first", rescue.tailFrom, rescue.from)
+	}
+	return rescue
+}
+
+// waitRescued waits until the rescue of the file at path has read it to
+// its size now (and, with also, until also holds).
+func waitRescued(t *testing.T, r *running, path string, also func() bool) {
+	t.Helper()
+	written, _ := os.Stat(path)
+	waitFor(t, 10*time.Second, "the rescue to read the file to its end", func() bool {
+		read, _ := rescueRead(r.f, path)
+		return read >= written.Size() && (also == nil || also())
+	})
+}
+
 // Ensure the lines written between a copier's open and its truncation are
 // delivered even when the follow loop cannot read them in time: here the
 // sink holds it for the whole copytruncate. The events' reader starts a
@@ -118,11 +140,7 @@ func stuckWithRescueOf(t *testing.T, setup rescueSetup) (r *running, path string
 func TestRescue_KeepsWhatTheTruncationWipes(t *testing.T) {
 	r, path, w, release := stuckWithRescue(t)
 	writeLines(t, w, 102, 200)
-	written, _ := os.Stat(path)
-	waitFor(t, 10*time.Second, "the rescue to read lines 102..200", func() bool {
-		read, _ := rescueRead(r.f, path)
-		return read >= written.Size()
-	})
+	waitRescued(t, r, path, nil)
 	if err := os.Truncate(path, 0); err != nil {
 		t.Fatal(err)
 	}
@@ -143,36 +161,18 @@ func TestRescue_KeepsWhatTheTruncationWipes(t *testing.T) {
 // restart does not send them again. Every line once.
 func TestRescue_NewestFirstAndTheBacklogFromTheCopy(t *testing.T) {
 	r, path, w, release := stuckWithRescueOf(t, rescueSetup{pattern: "app.log", also: "old/*", backlogTo: 1000})
-	rescue := rescueOf(r.f, path)
-	if rescue.tailFrom <= rescue.from {
-		t.Fatalf("the rescue starts at %d, the loop's offset %d; want the newest lines first", rescue.tailFrom, rescue.from)
-	}
+	requireNewestFirst(t, r, path)
 	writeLines(t, w, 1001, 1100)
-	written, _ := os.Stat(path)
-	waitFor(t, 10*time.Second, "the rescue to read lines ..1100", func() bool {
-		read, _ := rescueRead(r.f, path)
-		return read >= written.Size()
-	})
-	// copytruncate: the copy (another open, while the rescue runs), then
-	// the truncation.
+	waitRescued(t, r, path, nil)
 	copyPath := filepath.Join(filepath.Dir(path), "old", "app.log.1")
-	whole, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(copyPath, whole, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Truncate(path, 0); err != nil {
-		t.Fatal(err)
-	}
+	copied := copyTruncateTo(t, path, copyPath)
 	writeLines(t, w, 1101, 1150)
 	release()
 	waitCount(t, r, 1150)
 	waitFor(t, 10*time.Second, "the copy's checkpoint to reach its end", func() bool {
 		for _, e := range r.f.cfg.Positions.snapshot() {
 			if e.path == copyPath {
-				return e.offset == int64(len(whole))
+				return e.offset == copied
 			}
 		}
 		return false
@@ -191,18 +191,9 @@ func TestRescue_TooLateReadsTheCopy(t *testing.T) {
 	for _, pattern := range []string{"app.log", "app.log*"} {
 		t.Run(pattern, func(t *testing.T) {
 			r, path, w, release := stuckWithRescueOf(t, rescueSetup{pattern: pattern, backlogTo: 1000, rescueFor: time.Nanosecond})
-			whole, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(path+".1", whole, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.Truncate(path, 0); err != nil {
-				t.Fatal(err)
-			}
+			copied := copyTruncateTo(t, path, path+".1")
 			// A newer, larger file beside it that is not the copy.
-			decoy := bytes.Repeat([]byte("not a copy\n"), len(whole)/10)
+			decoy := bytes.Repeat([]byte("not a copy\n"), int(copied)/10)
 			other := filepath.Join(filepath.Dir(path), "other.txt")
 			if err := os.WriteFile(other, decoy, 0o644); err != nil {
 				t.Fatal(err)
@@ -225,16 +216,9 @@ func TestRescue_TooLateReadsTheCopy(t *testing.T) {
 // followed here, so lines 102..1000 exist only in the rescue's memory.
 func TestRescue_ReadsTheBacklogBetweenWrites(t *testing.T) {
 	r, path, w, release := stuckWithRescueOf(t, rescueSetup{pattern: "app.log", backlogTo: 1000, readsBacklog: true})
-	rescue := rescueOf(r.f, path)
-	if rescue.tailFrom <= rescue.from {
-		t.Fatalf("the rescue starts at %d, the loop's offset %d; want the newest lines first", rescue.tailFrom, rescue.from)
-	}
+	rescue := requireNewestFirst(t, r, path)
 	writeLines(t, w, 1001, 1100)
-	written, _ := os.Stat(path)
-	waitFor(t, 10*time.Second, "the rescue to read the backlog and lines ..1100", func() bool {
-		read, _ := rescueRead(r.f, path)
-		return read >= written.Size() && rescue.backlogRead.Load() == rescue.tailFrom
-	})
+	waitRescued(t, r, path, func() bool { return rescue.backlogRead.Load() == rescue.tailFrom })
 	if err := os.Truncate(path, 0); err != nil {
 		t.Fatal(err)
 	}
@@ -251,11 +235,7 @@ func TestRescue_ReadsTheBacklogBetweenWrites(t *testing.T) {
 func TestRescue_OpenWithoutTruncationRepeatsNothing(t *testing.T) {
 	r, path, w, release := stuckWithRescue(t)
 	writeLines(t, w, 102, 200)
-	written, _ := os.Stat(path)
-	waitFor(t, 10*time.Second, "the rescue to read lines 102..200", func() bool {
-		read, _ := rescueRead(r.f, path)
-		return read >= written.Size()
-	})
+	waitRescued(t, r, path, nil)
 	release()
 	// The rescue lasts a minute here; the drain reads the file while it
 	// runs, and must not take its bytes for lost ones.
