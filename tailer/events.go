@@ -115,12 +115,19 @@ func (f *Follower) decideDeferred(ctx context.Context) error {
 	}
 	found := make(map[fileID]candidate, len(f.recheck))
 	for _, real := range f.recheck {
-		name, ok := f.deferred[real]
+		d, ok := f.deferred[real]
 		if !ok {
 			continue
 		}
+		c, why := f.admit(d.path)
+		if why != "" || c.id != d.id {
+			// Its name is gone or leads to another file now: the scan
+			// looks for it by identity (movedDeferred).
+			f.needScan = true
+			continue
+		}
 		delete(f.deferred, real)
-		if c, why := f.admit(name); why == "" && c.path != "" && f.files[c.id] == nil {
+		if f.files[c.id] == nil {
 			found[c.id] = c
 		}
 	}

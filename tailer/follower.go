@@ -28,9 +28,9 @@ type Follower struct {
 	turn             []*file // the files of the current turn, reused
 	open             int     // open descriptors; see openFile
 	retired          []retired
-	// deferred are possible copies still being written, by real path, with
-	// the name the glob found; recheck are those that changed since.
-	deferred map[string]string
+	// deferred are possible copies still being written, by real path;
+	// recheck are those that changed since.
+	deferred map[string]candidate
 	recheck  []string
 	// refused are the paths the last scan did not follow, and why;
 	// refusedNow is being gathered by the current scan.
@@ -75,7 +75,7 @@ func NewFollower(cfg Config) *Follower {
 		byReal:     make(map[string]*file),
 		queued:     make(map[*file]struct{}),
 		settling:   make(map[*file]struct{}),
-		deferred:   make(map[string]string),
+		deferred:   make(map[string]candidate),
 		refused:    make(map[string]string),
 		refusedNow: make(map[string]string),
 		ownOpens:   make(map[string]int),
@@ -461,10 +461,14 @@ func (f *Follower) startDeferred(ctx context.Context) error {
 		return nil
 	}
 	found := f.discover()
+	moved := f.movedDeferred(found)
 	for id, c := range found {
 		if _, ok := f.deferred[c.real]; !ok || f.files[id] != nil {
 			delete(found, id)
 		}
 	}
-	return f.startFiles(ctx, found, false)
+	if err := f.startFiles(ctx, found, false); err != nil {
+		return err
+	}
+	return f.startFiles(ctx, moved, false)
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
 	"github.com/tailcar/tailcar/examples/loggen/seq"
 )
 
@@ -330,6 +331,69 @@ func TestFollower_KubeletRotationUnderLoad(t *testing.T) {
 	r.stop(t)
 	c := seq.Count(r.c.texts(), total)
 	t.Logf("kubelet rotation ×%d: %s", total/perRotation-1, c)
+	if c.Missing != 0 || c.Duplicated != 0 {
+		t.Fatalf("lost %d (first %v), repeated %d", c.Missing, c.FirstMissing(10), c.Duplicated)
+	}
+}
+
+// undecidedContainer starts a follower on one container whose log is
+// empty, so that its decision waits (it may be a copy still being
+// written), with no periodic scan to decide it: only the file's own events
+// can. It returns the follower and the log's path.
+func undecidedContainer(t *testing.T) (*running, string) {
+	t.Helper()
+	root := t.TempDir()
+	_, _, podDirs := kubeletLayout(t, root, 1, 0)
+	cfg := testConfig(t, root, "containers/*.log")
+	cfg.Format = FormatCRI
+	cfg.SymlinkRoots = []string{filepath.Join(root, "pods")}
+	cfg.RescanInterval, cfg.RotateWait = time.Hour, time.Hour
+	logs := &syncWriter{}
+	cfg.Log = zerolog.New(logs).Level(zerolog.DebugLevel)
+	r := startFollower(t, cfg)
+	waitFor(t, 10*time.Second, "the empty log's decision to be deferred", func() bool {
+		return strings.Contains(logs.String(), "may be a copy still being written")
+	})
+	return r, filepath.Join(podDirs[0], "app", "0.log")
+}
+
+// criLines is lines from to to in conmon's format.
+func criLines(from, to int) string {
+	var b strings.Builder
+	for n := from; n <= to; n++ {
+		fmt.Fprintf(&b, "%s stdout F line seq=%d\n", criTime(n), n)
+	}
+	return b.String()
+}
+
+// Ensure a container log reached through a /var/log/containers link, empty
+// when found, is decided at its first write: the link's directory hears
+// nothing of writes to the target, so the target's own directory must be
+// watched.
+func TestFollower_UndecidedLinkedFileIsDecidedAtItsFirstWrite(t *testing.T) {
+	r, log := undecidedContainer(t)
+	appendText(t, log, criLines(1, 3))
+	waitFor(t, 10*time.Second, "the first lines", func() bool { return seq.Count(r.c.texts(), 3).Missing == 0 })
+	r.stop(t)
+	if c := seq.Count(r.c.texts(), 3); c.Missing != 0 || c.Duplicated != 0 {
+		t.Fatalf("%s", c)
+	}
+}
+
+// Ensure a file whose decision waits and that is rotated away meanwhile
+// (the kubelet renames a log of a container that wrote fast) is found by
+// identity under its new name and read whole, and the new file too.
+func TestFollower_UndecidedFileRotatedAwayIsRead(t *testing.T) {
+	r, log := undecidedContainer(t)
+	if err := os.Rename(log, log+".20261202-100000"); err != nil {
+		t.Fatal(err)
+	}
+	appendText(t, log+".20261202-100000", criLines(1, 500))
+	appendText(t, log, criLines(501, 600))
+	waitFor(t, 10*time.Second, "every line", func() bool { return seq.Count(r.c.texts(), 600).Missing == 0 })
+	r.stop(t)
+	c := seq.Count(r.c.texts(), 600)
+	t.Logf("rotated before its decision: %s", c)
 	if c.Missing != 0 || c.Duplicated != 0 {
 		t.Fatalf("lost %d (first %v), repeated %d", c.Missing, c.FirstMissing(10), c.Duplicated)
 	}

@@ -73,7 +73,7 @@ func (f *Follower) start(ctx context.Context, c candidate, startAtEnd bool, byID
 		if err != nil || d.wait {
 			f.closeFile(fl)
 			if d.wait {
-				f.deferred[c.real] = c.path
+				f.deferred[c.real] = c
 				f.cfg.Log.Debug().Str("path", c.path).Msg("may be a copy still being written; deciding on a later scan")
 			}
 			return err
@@ -150,8 +150,48 @@ func (f *Follower) findMoved(fl *file) bool {
 
 // nameOf finds fl's current name, by identity, in the directory where
 // rotation leaves it.
-func (f *Follower) nameOf(fl *file) (string, bool) {
-	dir := filepath.Dir(fl.real)
+func (f *Follower) nameOf(fl *file) (string, bool) { return nameByID(filepath.Dir(fl.real), fl.id) }
+
+// movedDeferred returns the possible copies whose decision waited and
+// that the patterns no longer find: renamed (the kubelet may rotate a
+// container's log before its first lines are read) or replaced. Each is
+// found by identity in its directory, under its new name.
+func (f *Follower) movedDeferred(found map[fileID]candidate) map[fileID]candidate {
+	moved := make(map[fileID]candidate)
+	for _, d := range f.deferred {
+		if _, ok := found[d.id]; ok || f.files[d.id] != nil {
+			continue
+		}
+		name, ok := nameByID(filepath.Dir(d.real), d.id)
+		if !ok {
+			continue // deleted before it was decided
+		}
+		if c, why := f.admit(name); why == "" && c.id == d.id {
+			moved[c.id] = c
+		}
+	}
+	return moved
+}
+
+// startMoved follows the possible copies that moved away while their
+// decision waited, as files rotated away: read to their end and let go.
+func (f *Follower) startMoved(ctx context.Context, moved map[fileID]candidate, now time.Time) error {
+	if len(moved) == 0 {
+		return nil
+	}
+	if err := f.startFiles(ctx, moved, false); err != nil {
+		return err
+	}
+	for id := range moved {
+		if fl := f.files[id]; fl != nil {
+			f.rotatedAway(fl, now)
+		}
+	}
+	return nil
+}
+
+// nameByID finds the file with identity id in dir.
+func nameByID(dir string, id fileID) (string, bool) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return "", false
@@ -162,7 +202,7 @@ func (f *Follower) nameOf(fl *file) (string, bool) {
 		}
 		path := filepath.Join(dir, de.Name())
 		if fi, err := os.Lstat(path); err == nil {
-			if id, ok := idOf(fi); ok && id == fl.id {
+			if got, ok := idOf(fi); ok && got == id {
 				return path, true
 			}
 		}

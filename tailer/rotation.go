@@ -20,6 +20,7 @@ func (f *Follower) scan(ctx context.Context, initial bool) error {
 	f.needScan = false
 	now := time.Now()
 	found := f.discover()
+	moved := f.movedDeferred(found)
 	clear(f.deferred)
 
 	sizes := make(map[fileID]int64, len(f.files))
@@ -42,6 +43,9 @@ func (f *Follower) scan(ctx context.Context, initial bool) error {
 		if err := f.startFiles(ctx, found, initial); err != nil {
 			return err
 		}
+	}
+	if err := f.startMoved(ctx, moved, now); err != nil {
+		return err
 	}
 	if initial {
 		f.resumeRotatedAway(now)
@@ -228,6 +232,11 @@ func (f *Follower) watchDirs() {
 		if !fl.rotated {
 			dirs[filepath.Dir(fl.real)] = true
 		}
+	}
+	// A possible copy is decided at its next write, which only a watch on
+	// its own directory reports (a link's directory hears nothing).
+	for real := range f.deferred {
+		dirs[filepath.Dir(real)] = true
 	}
 	for dir := range dirs {
 		if err := f.watch.add(dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
