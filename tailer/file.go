@@ -79,6 +79,18 @@ func (fl *file) closable() bool {
 // atRisk reports whether fl is to be read at each change.
 func (fl *file) atRisk(now time.Time) bool { return now.Before(fl.riskUntil) }
 
+// setFingerprint records the head of the generation being read, for the
+// guard too: a copier's open seen after the truncation is told by it.
+func (fl *file) setFingerprint(fp fingerprint) {
+	if fp == fl.fp {
+		return
+	}
+	fl.fp = fp
+	if fl.guard != nil {
+		fl.guard.fp.Store(&fp)
+	}
+}
+
 // passSkip moves the offset past the skipped run once reading reaches
 // it; the file is size bytes long. It reports whether it did.
 func (fl *file) passSkip(size int64) bool {

@@ -101,7 +101,7 @@ func (f *Follower) readFile(ctx context.Context, fl *file, limit int64, final bo
 				return false, err
 			}
 		} else {
-			fl.fp = head
+			fl.setFingerprint(head)
 		}
 	}
 	fl.passSkip(size)

@@ -53,6 +53,9 @@ type rescueSetup struct {
 	// (the copies' olddir); rescueFor is CopyPoll, a minute when 0.
 	also      string
 	rescueFor time.Duration
+	// spin is how long the rescue reads without sleeping; 0 keeps
+	// spinBase, a negative value makes it sleep at once.
+	spin time.Duration
 }
 
 func stuckWithRescueOf(t *testing.T, setup rescueSetup) (r *running, path string, w *os.File, release func()) {
@@ -78,11 +81,14 @@ func stuckWithRescueOf(t *testing.T, setup rescueSetup) (r *running, path string
 		cfg.CopyPoll = setup.rescueFor
 	}
 	r = startFollower(t, cfg)
+	r.f.guards.mu.Lock()
 	if !setup.readsBacklog {
-		r.f.guards.mu.Lock()
 		r.f.guards.backlogPiece = 0
-		r.f.guards.mu.Unlock()
 	}
+	if setup.spin != 0 {
+		r.f.guards.spin = max(setup.spin, 0)
+	}
+	r.f.guards.mu.Unlock()
 	writeLines(t, w, 1, 100)
 	waitCount(t, r, 100)
 	release = r.c.hold()
@@ -249,7 +255,7 @@ func TestRescue_OpenWithoutTruncationRepeatsNothing(t *testing.T) {
 // Twenty writes, each read before the next, with the clock moving on
 // between them: at most two sleeps per write, however long that takes.
 func TestRescue_SleepsUntilAWrite(t *testing.T) {
-	r, path, w, release := stuckWithRescue(t)
+	r, path, w, release := stuckWithRescueOf(t, rescueSetup{pattern: "app.log", backlogTo: 101, readsBacklog: true, spin: -1})
 	rescue := rescueOf(r.f, path)
 	before := rescue.waits.Load()
 	for n := 102; n < 122; n++ {
@@ -313,5 +319,121 @@ func TestRescue_HaltEndsItsWait(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the halt did not wake the rescue")
+	}
+}
+
+// Ensure a rescue reads without sleeping at first: woken by each write's
+// event, it read 0.3–1 ms late, after logrotate's truncation had wiped
+// the last lines. Twenty lines, each read, and not one sleep.
+func TestRescue_SpinsThroughTheCopy(t *testing.T) {
+	r, path, w, release := stuckWithRescueOf(t, rescueSetup{pattern: "app.log", backlogTo: 101, readsBacklog: true, spin: time.Minute})
+	rescue := rescueOf(r.f, path)
+	for n := 102; n < 122; n++ {
+		writeLines(t, w, n, n)
+		written, _ := os.Stat(path)
+		waitFor(t, 10*time.Second, "the rescue to read the line", func() bool {
+			read, _ := rescueRead(r.f, path)
+			return read >= written.Size()
+		})
+	}
+	if waits := rescue.waits.Load(); waits != 0 {
+		t.Errorf("the rescue slept %d times while it should spin", waits)
+	}
+	release()
+	r.stop(t)
+	requireExactlyOnce(t, r.c.texts(), 121)
+}
+
+// guardedFile returns guards that follow the file at path, open as fd,
+// as the loop would, with fl's guard reading to readTo.
+func guardedFile(t *testing.T, path string, poll time.Duration, readTo int64) (*guards, *file) {
+	t.Helper()
+	fd, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { fd.Close() })
+	fi, err := fd.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _ := idOf(fi)
+	_, fp, err := checkFingerprint(fd, fingerprint{}, make([]byte, fingerprintMax))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := newGuards(poll, testLogger(t))
+	fl := &file{path: path, id: id, offset: readTo, fp: fp}
+	g.add(fl, fd)
+	t.Cleanup(func() { g.remove(fl) })
+	return g, fl
+}
+
+// Ensure an open whose event comes after the truncation starts no rescue:
+// the file then holds the next generation, which a rescue would keep as
+// the end of the last one (the loop reads the copy instead). The next
+// generation may be shorter than the loop's offset, or longer already.
+func TestRescue_NoneOnceTruncated(t *testing.T) {
+	old := bytes.Repeat([]byte("line of the generation being copied\n"), 100)
+	for _, tc := range []struct {
+		name   string
+		readTo int
+		next   []byte
+	}{
+		{"shorter than the offset", len(old), []byte("first line of the next generation\n")},
+		{"past the offset", 37, bytes.Repeat([]byte("a line of the next generation, longer\n"), 10)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "app.log")
+			if err := os.WriteFile(path, old, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			g, fl := guardedFile(t, path, time.Minute, int64(tc.readTo))
+			if err := os.WriteFile(path, tc.next, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			g.opened(path, time.Now().Add(ownOpenGrace))
+			g.mu.Lock()
+			r := fl.guard.rescue
+			g.mu.Unlock()
+			if r != nil {
+				r.discard()
+				t.Fatal("a rescue started on a file truncated before the open was seen")
+			}
+		})
+	}
+}
+
+// Ensure that once a rescue ended without a truncation (a shell's >>
+// opens the file for each line), the next ones do not spin, while the
+// first one does.
+func TestRescue_NoSpinAfterAFalseAlarm(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "app.log")
+	if err := os.WriteFile(path, []byte("line 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	g, fl := guardedFile(t, path, 50*time.Millisecond, 0)
+	started := func() *rescue {
+		t.Helper()
+		g.opened(path, time.Now().Add(ownOpenGrace))
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		if fl.guard.rescue == nil {
+			t.Fatal("the open started no rescue")
+		}
+		return fl.guard.rescue
+	}
+	first := started()
+	if first.spinUntil == 0 {
+		t.Error("the first rescue does not spin")
+	}
+	<-first.done // its time is over; no truncation came
+	g.drop(fl)   // the loop read past it
+	if err := os.WriteFile(path, []byte("line 1\nline 2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	second := started()
+	if second.spinUntil != 0 {
+		t.Error("a rescue right after a false alarm spins")
 	}
 }

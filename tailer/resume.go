@@ -54,7 +54,8 @@ func (f *Follower) start(ctx context.Context, c candidate, startAtEnd bool, byID
 		return nil
 	}
 	fl.size, fl.changed = fi.Size(), time.Now()
-	_, fl.fp, err = checkFingerprint(fl.fd, fingerprint{}, f.scratch)
+	_, head, err := checkFingerprint(fl.fd, fingerprint{}, f.scratch)
+	fl.setFingerprint(head)
 	if err != nil {
 		f.closeFile(fl)
 		return nil

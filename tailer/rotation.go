@@ -171,7 +171,11 @@ func (f *Follower) truncated(ctx context.Context, fl *file, now fingerprint, gap
 	f.needScan = true
 	fl.riskUntil = time.Time{}
 	f.cfg.Positions.forget(fl.source)
-	fl.source, fl.offset, fl.fp = newSource(), 0, now
+	fl.source, fl.offset = newSource(), 0
+	fl.setFingerprint(now)
+	if fl.guard != nil {
+		fl.guard.readTo.Store(0)
+	}
 	if fl.format != f.cfg.Format {
 		fl.format = f.cfg.Format // a new generation decides its format anew
 	}
