@@ -48,6 +48,13 @@ type Follower struct {
 	// eagerUntil is the latest riskUntil of any file: until then, change
 	// events are taken as they come.
 	eagerUntil time.Time
+	// opened is what the layout events' reader calls for an open;
+	// takeOpensFunc is f.takeOpens, made once; layoutBuf and takenLayout
+	// are takeOpens' (see there).
+	opened        func(path string, now time.Time)
+	takeOpensFunc func()
+	layoutBuf     []byte
+	takenLayout   []notifyEvent
 
 	br      *bufio.Reader
 	win     window
@@ -67,7 +74,7 @@ type Follower struct {
 // NewFollower returns a Follower; Run starts it.
 func NewFollower(cfg Config) *Follower {
 	cfg.setDefaults()
-	return &Follower{
+	f := &Follower{
 		cfg:        cfg,
 		roots:      rootsOf(cfg.Patterns, cfg.SymlinkRoots),
 		own:        ownFiles(cfg.Ignore),
@@ -83,6 +90,13 @@ func NewFollower(cfg Config) *Follower {
 		br:         bufio.NewReaderSize(nil, readBufferSize),
 		scratch:    make([]byte, fingerprintMax),
 	}
+	f.opened = func(path string, now time.Time) {
+		if !f.isOwn(path) {
+			f.guards.opened(path, now)
+		}
+	}
+	f.takeOpensFunc = f.takeOpens
+	return f
 }
 
 // Stats returns the counters so far.
@@ -134,13 +148,7 @@ func (f *Follower) Run(ctx context.Context, finish <-chan struct{}, out Handler)
 		readers.Go(func() { w.change.run(done, nil) })
 		// f.own is set once, at construction: the reader may consult it, so
 		// that tailcar's own checkpoint writes cost no stat.
-		readers.Go(func() {
-			w.layout.run(done, func(path string, now time.Time) {
-				if !f.isOwn(path) {
-					f.guards.opened(path, now)
-				}
-			})
-		})
+		readers.Go(func() { w.layout.run(done, f.opened) })
 		defer func() {
 			close(done)
 			w.close()
@@ -171,11 +179,21 @@ func (f *Follower) Run(ctx context.Context, finish <-chan struct{}, out Handler)
 			multiline.Reset(f.cfg.MultilineWait)
 			multilineArmed = true
 		}
+		if len(f.takenLayout) > 0 {
+			now := time.Now()
+			for _, ev := range f.takenLayout {
+				f.onLayout(ev, now)
+			}
+			f.takenLayout = f.takenLayout[:0]
+		}
 		var more <-chan struct{}
 		if len(f.queued) > 0 {
 			more = ready
 		} else {
 			f.out.CaughtUp()
+			if f.needScan && f.guards.running.Load() == 0 {
+				more = ready // for layout events takeOpens took
+			}
 		}
 		// While changes settle, none are taken: the reading goroutine waits
 		// on its channel and the kernel merges a file's repeated events, so
@@ -337,6 +355,35 @@ func (f *Follower) Run(ctx context.Context, finish <-chan struct{}, out Handler)
 			rescan.Reset(next + f.cfg.Settle)
 			rescanDue = time.Now().Add(next)
 		}
+	}
+}
+
+// takeOpens reads the layout events the kernel holds, between two pieces
+// of a read. The layout events' reader waits in Go's poller, which the
+// runtime polls only when it has nothing else to run, or every 10 ms: a
+// loop working through a second of lines, with the sender, kept it from
+// a copier's open until after the truncation (the open acted on 4–7 ms
+// late, in bench/copytruncate.sh's first rotation). An open starts its
+// rescue here, which then runs before the loop reads on; the events are
+// handled by the loop in its next step.
+func (f *Follower) takeOpens() {
+	if f.watch == nil {
+		return
+	}
+	if f.layoutBuf == nil {
+		f.layoutBuf = make([]byte, 4096)
+	}
+	n := f.watch.layout.readNow(f.layoutBuf)
+	if n <= 0 {
+		return
+	}
+	rescues := f.guards.running.Load()
+	f.watch.layout.split(f.layoutBuf[:n], f.opened, func(ev notifyEvent) bool {
+		f.takenLayout = append(f.takenLayout, ev)
+		return true
+	})
+	if f.guards.running.Load() > rescues {
+		runtime.Gosched() // the rescue's turn: GOMAXPROCS is 1
 	}
 }
 

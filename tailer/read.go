@@ -18,6 +18,8 @@ type window struct {
 	// at is when the bytes being framed were read: the records' read
 	// time, taken once per buffer rather than once per line.
 	at time.Time
+	// between, if set, is called before each read (Follower.takeOpens).
+	between func()
 }
 
 func (w *window) Read(p []byte) (int, error) {
@@ -25,6 +27,9 @@ func (w *window) Read(p []byte) (int, error) {
 		return 0, io.EOF
 	}
 	w.at = time.Now()
+	if w.between != nil {
+		w.between()
+	}
 	if rest := w.end - w.off; int64(len(p)) > rest {
 		p = p[:rest]
 	}
@@ -126,7 +131,7 @@ func (f *Follower) readFile(ctx context.Context, fl *file, limit int64, final bo
 	if atEnd {
 		defer func() { fl.since = time.Time{} }()
 	}
-	f.win = window{fd: fl.fd, off: fl.offset, end: stop}
+	f.win = window{fd: fl.fd, off: fl.offset, end: stop, between: f.takeOpensFunc}
 	f.br.Reset(&f.win)
 	// Records completed outside a read (by a timer, by the drain) take
 	// the time of their handing over, not this window's.

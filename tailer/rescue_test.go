@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // rescueOf returns the rescue of the file at path, if it has one.
@@ -435,5 +437,61 @@ func TestRescue_NoSpinAfterAFalseAlarm(t *testing.T) {
 	second := started()
 	if second.spinUntil != 0 {
 		t.Error("a rescue right after a false alarm spins")
+	}
+}
+
+// Ensure the loop acts on a copier's open between two pieces of a read:
+// the layout events' reader waits in Go's poller, which a busy loop keeps
+// from running until after the truncation. takeOpens starts the rescue
+// itself and keeps the event for the loop's next step.
+func TestRescue_TheLoopTakesAnOpenBetweenPieces(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "app.log")
+	if err := os.WriteFile(path, []byte("line 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f := NewFollower(testConfig(t, dir, "app.log"))
+	w, err := newWatches()
+	if err != nil {
+		t.Skip("no inotify:", err)
+	}
+	defer w.close()
+	f.watch = w
+	if err := w.add(dir); err != nil {
+		t.Fatal(err)
+	}
+	g, fl := f.guards, &file{path: path}
+	fd, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fd.Close()
+	fi, _ := fd.Stat()
+	fl.id, _ = idOf(fi)
+	g.add(fl, fd)
+	defer g.remove(fl)
+	waitFor(t, 10*time.Second, "the loop's own open to be old", func() bool { return time.Since(fl.guard.added) > ownOpenGrace })
+	w.layout.readNow(make([]byte, 4096)) // the loop's own open, already counted out
+	appendText(t, path, "line 2\n")
+	copier, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	copier.Close()
+	f.takeOpens()
+	g.mu.Lock()
+	r := fl.guard.rescue
+	g.mu.Unlock()
+	if r == nil {
+		t.Fatal("no rescue started between two pieces")
+	}
+	opens := 0
+	for _, ev := range f.takenLayout {
+		if ev.mask&unix.IN_OPEN != 0 {
+			opens++
+		}
+	}
+	if opens == 0 {
+		t.Errorf("the open's event was not kept for the loop: %v", f.takenLayout)
 	}
 }

@@ -101,30 +101,56 @@ func (in *inotify) run(done <-chan struct{}, opened func(path string, now time.T
 		if err != nil {
 			return
 		}
-		for off := 0; off+unix.SizeofInotifyEvent <= n; {
-			raw := (*unix.InotifyEvent)(unsafe.Pointer(&buf[off]))
-			nameEnd := off + unix.SizeofInotifyEvent + int(raw.Len)
-			if nameEnd > n {
-				break
-			}
-			name := buf[off+unix.SizeofInotifyEvent : nameEnd]
-			for len(name) > 0 && name[len(name)-1] == 0 {
-				name = name[:len(name)-1]
-			}
-			ev := notifyEvent{wd: raw.Wd, mask: raw.Mask, name: string(name)}
-			off = nameEnd
-			if opened != nil && ev.mask&(unix.IN_OPEN|unix.IN_ISDIR) == unix.IN_OPEN {
-				if path, ok := in.lookup(ev); ok {
-					opened(path, time.Now())
-				}
-			}
+		sent := in.split(buf[:n], opened, func(ev notifyEvent) bool {
 			select {
 			case in.events <- ev:
+				return true
 			case <-done:
-				return
+				return false
 			}
+		})
+		if !sent {
+			return
 		}
 	}
+}
+
+// split cuts buf, read from the instance, into events and hands each to
+// each, until each returns false; opened, if set, is called first for
+// each open event. It reports whether every event was handed over.
+func (in *inotify) split(buf []byte, opened func(path string, now time.Time), each func(notifyEvent) bool) bool {
+	for off := 0; off+unix.SizeofInotifyEvent <= len(buf); {
+		raw := (*unix.InotifyEvent)(unsafe.Pointer(&buf[off]))
+		nameEnd := off + unix.SizeofInotifyEvent + int(raw.Len)
+		if nameEnd > len(buf) {
+			break
+		}
+		name := buf[off+unix.SizeofInotifyEvent : nameEnd]
+		for len(name) > 0 && name[len(name)-1] == 0 {
+			name = name[:len(name)-1]
+		}
+		ev := notifyEvent{wd: raw.Wd, mask: raw.Mask, name: string(name)}
+		off = nameEnd
+		if opened != nil && ev.mask&(unix.IN_OPEN|unix.IN_ISDIR) == unix.IN_OPEN {
+			if path, ok := in.lookup(ev); ok {
+				opened(path, time.Now())
+			}
+		}
+		if !each(ev) {
+			return false
+		}
+	}
+	return true
+}
+
+// readNow reads what events the kernel holds, without waiting: 0 when
+// none.
+func (in *inotify) readNow(buf []byte) int {
+	n, err := unix.Read(in.fd, buf)
+	if err != nil {
+		return 0
+	}
+	return n
 }
 
 // add watches dir.
