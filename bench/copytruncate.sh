@@ -7,7 +7,8 @@
 # tailcar's default). Prints the lines missing per run, each lost line with
 # how long after the last line received before it, and how long before the
 # first line written after the truncation, it was written (how long it can
-# have been on disk), then the totals. It measures; it never fails.
+# have been on disk), then the totals, lines repeated included. It measures;
+# it never fails.
 # WRITER=nginx: the lines are a real nginx's access log instead, for 24,000
 # numbered requests at 3,000 a second (bench/nginxload; nginx from apt).
 # READER=eager: bench/eager follows access.log in tailcar's place, reading
@@ -65,6 +66,7 @@ $dir/access.log {
 EOF
 lossy=0
 lost=0
+dups=0
 for run in $(seq "$runs"); do
 	rm -f "$dir"/access.log* "$dir"/pos* "$dir/state"
 	# nginx keeps its log open: it makes a new one on USR1.
@@ -92,8 +94,10 @@ for run in $(seq "$runs"); do
 	sleep 2
 	kill -TERM "$pid"
 	wait "$pid" || true
-	grep -o 'seq=[0-9]*' "$dir/out" | cut -d= -f2 | sort -u | awk '$1 >= 1 && $1 <= 24000' > "$dir/got"
+	grep -o 'seq=[0-9]*' "$dir/out" | cut -d= -f2 | awk '$1 >= 1 && $1 <= 24000' | sort -n > "$dir/all"
+	uniq "$dir/all" > "$dir/got"
 	missing=$((24000 - $(wc -l < "$dir/got")))
+	repeated=$(($(wc -l < "$dir/all") - $(wc -l < "$dir/got")))
 	printf '%s ' "$missing"
 	if [ "$writer" = loggen ] && [ "$missing" -gt 0 ]; then
 		# The lines received, then every line written in order: lost lines
@@ -107,7 +111,8 @@ for run in $(seq "$runs"); do
 		echo >&2
 	fi
 	lost=$((lost + missing))
+	dups=$((dups + repeated))
 	[ "$missing" -eq 0 ] || lossy=$((lossy + 1))
 done
 echo
-echo "runs $runs, runs with lines lost $lossy, lines lost $lost of $((runs * 24000))"
+echo "runs $runs, runs with lines lost $lossy, lines lost $lost of $((runs * 24000)), lines repeated $dups"
