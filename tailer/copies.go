@@ -229,15 +229,15 @@ const copyLooks = 8
 // in the last copyRecent, that starts as the generation did. What no read
 // reached before the truncation (the rescue started too late, or not at
 // all) is then kept when logrotate copies access.log to access.log.1 and
-// the pattern is *.log. It reports whether it found the copy.
-func (f *Follower) readFromCopy(ctx context.Context, fl *file, to int64) (bool, error) {
+// the pattern is *.log.
+func (f *Follower) readFromCopy(ctx context.Context, fl *file, to int64) error {
 	if fl.fp.Len < copyMinFingerprint {
-		return false, nil
+		return nil
 	}
 	dir := filepath.Dir(fl.real)
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return false, nil
+		return nil
 	}
 	type candidate struct {
 		path  string
@@ -275,11 +275,11 @@ func (f *Follower) readFromCopy(ctx context.Context, fl *file, to int64) (bool, 
 			end = min(end, to)
 		}
 		if end <= fl.offset {
-			return true, nil
+			return nil
 		}
 		f.cfg.Log.Info().Str("path", fl.path).Str("copy", c.path).Int64("from", fl.offset).Int64("to", end).
 			Msg("reading from the copy what the truncation wiped before tailcar read it")
-		return true, f.frameFrom(ctx, fl, fd, end, false)
+		return f.frameFrom(ctx, fl, fd, end, false)
 	}
-	return false, nil
+	return nil
 }

@@ -19,6 +19,25 @@ func criTime(n int) string {
 	return time.Date(2026, 12, 2, 10, 0, n%60, n*1000, time.UTC).Format("2006-01-02T15:04:05.999999999-07:00")
 }
 
+// criLines is lines from to to in conmon's format, each numbered.
+func criLines(from, to int) string {
+	var b strings.Builder
+	for n := from; n <= to; n++ {
+		fmt.Fprintf(&b, "%s stdout F line seq=%d\n", criTime(n), n)
+	}
+	return b.String()
+}
+
+// criConfig follows the kubelet's layout under root through patterns, as
+// the DaemonSet does.
+func criConfig(t *testing.T, root string, patterns ...string) Config {
+	t.Helper()
+	cfg := testConfig(t, root, patterns...)
+	cfg.Format = FormatCRI
+	cfg.SymlinkRoots = []string{filepath.Join(root, "pods")}
+	return cfg
+}
+
 func appendText(t *testing.T, path, text string) {
 	t.Helper()
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
@@ -212,11 +231,7 @@ func kubeletLayout(t *testing.T, root string, n, linesEach int) (pods, container
 		}
 		podDirs = append(podDirs, podDir)
 		log := filepath.Join(podDir, "app", "0.log")
-		var b strings.Builder
-		for j := range linesEach {
-			fmt.Fprintf(&b, "%s stdout F line seq=%d\n", criTime(j), i*linesEach+j+1)
-		}
-		appendText(t, log, b.String())
+		appendText(t, log, criLines(i*linesEach+1, (i+1)*linesEach))
 		link := filepath.Join(containers, fmt.Sprintf("%s_shop_app-%064d.log", pod, i))
 		if err := os.Symlink(log, link); err != nil {
 			t.Fatal(err)
@@ -233,9 +248,8 @@ func TestFollower_KubeletLayoutThousandContainers(t *testing.T) {
 	root := t.TempDir()
 	const n, each = 1000, 20
 	_, _, podDirs := kubeletLayout(t, root, n, each)
-	cfg := testConfig(t, root, "containers/*.log", "pods/*/*/*.log")
-	cfg.Format, cfg.MaxOpen = FormatCRI, 64
-	cfg.SymlinkRoots = []string{filepath.Join(root, "pods")}
+	cfg := criConfig(t, root, "containers/*.log", "pods/*/*/*.log")
+	cfg.MaxOpen = 64
 	before := openDescriptors(t)
 	r := startFollower(t, cfg)
 	waitFor(t, 60*time.Second, "every line", func() bool { return len(r.c.snapshot()) >= n*each })
@@ -269,9 +283,7 @@ func TestFollower_KubeletRotationUnderLoad(t *testing.T) {
 	// then started on its first write, it must still see every rename.
 	_, _, podDirs := kubeletLayout(t, root, 1, 0)
 	log := filepath.Join(podDirs[0], "app", "0.log")
-	cfg := testConfig(t, root, "containers/*.log")
-	cfg.Format = FormatCRI
-	cfg.SymlinkRoots = []string{filepath.Join(root, "pods")}
+	cfg := criConfig(t, root, "containers/*.log")
 	r := startFollower(t, cfg)
 	const total, perRotation = 20000, 5000
 	f, err := os.OpenFile(log, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
@@ -280,7 +292,7 @@ func TestFollower_KubeletRotationUnderLoad(t *testing.T) {
 	}
 	var rotated []string
 	for n := 1; n <= total; n++ {
-		if _, err := fmt.Fprintf(f, "%s stdout F line seq=%d\n", criTime(n), n); err != nil {
+		if _, err := f.WriteString(criLines(n, n)); err != nil {
 			t.Fatal(err)
 		}
 		if n%perRotation == 1 && n > 1 {
@@ -344,9 +356,7 @@ func undecidedContainer(t *testing.T) (*running, string) {
 	t.Helper()
 	root := t.TempDir()
 	_, _, podDirs := kubeletLayout(t, root, 1, 0)
-	cfg := testConfig(t, root, "containers/*.log")
-	cfg.Format = FormatCRI
-	cfg.SymlinkRoots = []string{filepath.Join(root, "pods")}
+	cfg := criConfig(t, root, "containers/*.log")
 	cfg.RescanInterval, cfg.RotateWait = time.Hour, time.Hour
 	logs := &syncWriter{}
 	cfg.Log = zerolog.New(logs).Level(zerolog.DebugLevel)
@@ -355,15 +365,6 @@ func undecidedContainer(t *testing.T) (*running, string) {
 		return strings.Contains(logs.String(), "may be a copy still being written")
 	})
 	return r, filepath.Join(podDirs[0], "app", "0.log")
-}
-
-// criLines is lines from to to in conmon's format.
-func criLines(from, to int) string {
-	var b strings.Builder
-	for n := from; n <= to; n++ {
-		fmt.Fprintf(&b, "%s stdout F line seq=%d\n", criTime(n), n)
-	}
-	return b.String()
 }
 
 // Ensure a container log reached through a /var/log/containers link, empty

@@ -544,8 +544,7 @@ func (r *rescue) keepBacklog(raw bool) bool {
 func (f *Follower) frameRescued(ctx context.Context, fl *file) (unread, error) {
 	r := f.guards.take(fl)
 	if r == nil {
-		_, err := f.readFromCopy(ctx, fl, -1)
-		return unread{}, err
+		return unread{}, f.readFromCopy(ctx, fl, -1)
 	}
 	defer r.keep.Close()
 	if err := f.frameKept(ctx, fl, r.keep, r.from, r.backlogTo, false); err != nil {
@@ -553,12 +552,11 @@ func (f *Follower) frameRescued(ctx context.Context, fl *file) (unread, error) {
 	}
 	if r.tailTo == r.tailFrom {
 		// It kept no newest lines: it started after the truncation.
-		_, err := f.readFromCopy(ctx, fl, -1)
-		return unread{}, err
+		return unread{}, f.readFromCopy(ctx, fl, -1)
 	}
 	var gap unread
 	if fl.offset < r.tailFrom {
-		if _, err := f.readFromCopy(ctx, fl, r.tailFrom); err != nil {
+		if err := f.readFromCopy(ctx, fl, r.tailFrom); err != nil {
 			return unread{}, err
 		}
 	}

@@ -139,6 +139,39 @@ func waitRescued(t *testing.T, r *running, path string, also func() bool) {
 	})
 }
 
+// truncateAndFinish truncates the file at path as a copier would once its
+// copy is made, writes lines from..to after it, lets the loop go on, and
+// requires lines 1..to exactly once.
+func truncateAndFinish(t *testing.T, r *running, path string, w *os.File, release func(), from, to int) {
+	t.Helper()
+	if err := os.Truncate(path, 0); err != nil {
+		t.Fatal(err)
+	}
+	writeLines(t, w, from, to)
+	release()
+	waitCount(t, r, to)
+	r.stop(t)
+	requireExactlyOnce(t, r.c.texts(), to)
+}
+
+// writeEachRescued writes lines from..to one at a time, each read by the
+// rescue of the file at path before the next; after each, between (if
+// set) runs.
+func writeEachRescued(t *testing.T, r *running, path string, w *os.File, from, to int, between func()) {
+	t.Helper()
+	for n := from; n <= to; n++ {
+		writeLines(t, w, n, n)
+		written, _ := os.Stat(path)
+		waitFor(t, 10*time.Second, "the rescue to read the line", func() bool {
+			read, _ := rescueRead(r.f, path)
+			return read >= written.Size()
+		})
+		if between != nil {
+			between()
+		}
+	}
+}
+
 // Ensure the lines written between a copier's open and its truncation are
 // delivered even when the follow loop cannot read them in time: here the
 // sink holds it for the whole copytruncate. The events' reader starts a
@@ -149,14 +182,7 @@ func TestRescue_KeepsWhatTheTruncationWipes(t *testing.T) {
 	r, path, w, release := stuckWithRescue(t)
 	writeLines(t, w, 102, 200)
 	waitRescued(t, r, path, nil)
-	if err := os.Truncate(path, 0); err != nil {
-		t.Fatal(err)
-	}
-	writeLines(t, w, 201, 250)
-	release()
-	waitCount(t, r, 250)
-	r.stop(t)
-	requireExactlyOnce(t, r.c.texts(), 250)
+	truncateAndFinish(t, r, path, w, release, 201, 250)
 }
 
 // Ensure a rescue behind a backlog reads the newest lines first, and that
@@ -227,14 +253,7 @@ func TestRescue_ReadsTheBacklogBetweenWrites(t *testing.T) {
 	rescue := requireNewestFirst(t, r, path)
 	writeLines(t, w, 1001, 1100)
 	waitRescued(t, r, path, func() bool { return rescue.backlogRead.Load() == rescue.tailFrom })
-	if err := os.Truncate(path, 0); err != nil {
-		t.Fatal(err)
-	}
-	writeLines(t, w, 1101, 1150)
-	release()
-	waitCount(t, r, 1150)
-	r.stop(t)
-	requireExactlyOnce(t, r.c.texts(), 1150)
+	truncateAndFinish(t, r, path, w, release, 1101, 1150)
 }
 
 // Ensure a file another process opens but never truncates (a reader such
@@ -260,16 +279,10 @@ func TestRescue_SleepsUntilAWrite(t *testing.T) {
 	r, path, w, release := stuckWithRescueOf(t, rescueSetup{pattern: "app.log", backlogTo: 101, readsBacklog: true, spin: -1})
 	rescue := rescueOf(r.f, path)
 	before := rescue.waits.Load()
-	for n := 102; n < 122; n++ {
-		writeLines(t, w, n, n)
-		written, _ := os.Stat(path)
-		waitFor(t, 10*time.Second, "the rescue to read the line", func() bool {
-			read, _ := rescueRead(r.f, path)
-			return read >= written.Size()
-		})
+	writeEachRescued(t, r, path, w, 102, 121, func() {
 		tick := time.Now()
 		waitFor(t, time.Second, "the clock to move on", func() bool { return time.Since(tick) >= 5*time.Millisecond })
-	}
+	})
 	if waits := rescue.waits.Load() - before; waits > 2*20 {
 		t.Errorf("the rescue slept %d times for 20 writes; want at most 40", waits)
 	}
@@ -330,14 +343,7 @@ func TestRescue_HaltEndsItsWait(t *testing.T) {
 func TestRescue_SpinsThroughTheCopy(t *testing.T) {
 	r, path, w, release := stuckWithRescueOf(t, rescueSetup{pattern: "app.log", backlogTo: 101, readsBacklog: true, spin: time.Minute})
 	rescue := rescueOf(r.f, path)
-	for n := 102; n < 122; n++ {
-		writeLines(t, w, n, n)
-		written, _ := os.Stat(path)
-		waitFor(t, 10*time.Second, "the rescue to read the line", func() bool {
-			read, _ := rescueRead(r.f, path)
-			return read >= written.Size()
-		})
-	}
+	writeEachRescued(t, r, path, w, 102, 121, nil)
 	if waits := rescue.waits.Load(); waits != 0 {
 		t.Errorf("the rescue slept %d times while it should spin", waits)
 	}
