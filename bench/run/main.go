@@ -35,6 +35,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -50,7 +51,7 @@ func main() {
 	floor := flag.String("floor", "bin/floor", "floor binary")
 	lines := flag.Int("lines", 1000000, "W1 lines")
 	idle := flag.Duration("idle", 60*time.Second, "W3 duration")
-	only := flag.String("only", "", "run only this workload (W0, W1, W2, W3, W4, stop); for trying a change")
+	only := flag.String("only", "", "run only these workloads, comma-separated (W0, W1, W2, W3, W4, stop); for trying a change")
 	flag.Parse()
 	b := &bench{tailcar: *tailcar, floor: *floor, only: *only}
 	if err := b.run(*lines, *idle); err != nil {
@@ -397,12 +398,21 @@ func (b *bench) steady(workload string, files, perFileRate int, d time.Duration,
 	// Write on a schedule: every 10 ms, what is due, one write per line.
 	var buf []byte
 	n := 0
+	// The CPU is also read every cpuSlice: a noisy neighbour's burst
+	// raises one slice, a cost of tailcar's raises them all.
+	var sliceMillicores []float64
+	sliceCPU, sliceAt := cpu0, start
 	tick := time.NewTicker(10 * time.Millisecond)
 	for now := range tick.C {
 		due := int(float64(total) * min(now.Sub(start).Seconds()/d.Seconds(), 1))
 		for ; n < due; n++ {
 			buf = nginxLine(buf[:0], n+1)
 			handles[n%files].Write(buf)
+		}
+		if elapsed := now.Sub(sliceAt); elapsed >= cpuSlice {
+			c := cpuOf(cmd.Process.Pid)
+			sliceMillicores = append(sliceMillicores, (c-sliceCPU).Seconds()/elapsed.Seconds()*1000)
+			sliceCPU, sliceAt = c, now
 		}
 		if n >= total && now.Sub(start) >= d {
 			break
@@ -421,9 +431,24 @@ func (b *bench) steady(workload string, files, perFileRate int, d time.Duration,
 	r := row{workload: workload, program: "tailcar", lines: int(b.recv.count.Load()), cpu: cpu, wall: window,
 		peakRSSKiB: peak, missing: b.recv.missing(total)}
 	r.millicore = cpu.Seconds() / window.Seconds() * 1000
-	r.note = fmt.Sprintf("RSS at end %.1f MiB; %.1f thread sleeps/s; %.2f millicores in 10 ms ticks",
-		float64(rss)/1024, float64(wake)/window.Seconds(), ticks.Seconds()/window.Seconds()*1000)
+	r.note = fmt.Sprintf("RSS at end %.1f MiB; %.1f thread sleeps/s; %.2f millicores in 10 ms ticks%s",
+		float64(rss)/1024, float64(wake)/window.Seconds(), ticks.Seconds()/window.Seconds()*1000, sliceSummary(sliceMillicores))
 	return r
+}
+
+// cpuSlice is how often steady reads the CPU within its window.
+const cpuSlice = 5 * time.Second
+
+// sliceSummary describes the millicores of a window's slices: their
+// median, which a burst in one slice does not move, and their range.
+func sliceSummary(millicores []float64) string {
+	if len(millicores) < 3 {
+		return ""
+	}
+	sorted := slices.Clone(millicores)
+	slices.Sort(sorted)
+	return fmt.Sprintf("; %d slices of %s: median %.2f millicores, %.2f–%.2f",
+		len(sorted), cpuSlice, sorted[len(sorted)/2], sorted[0], sorted[len(sorted)-1])
 }
 
 // node runs W4-node: files CRI container logs in the kubelet's layout,
@@ -656,7 +681,9 @@ func (b *bench) run(lines int, idle time.Duration) error {
 	return nil
 }
 
-func (b *bench) want(workload string) bool { return b.only == "" || b.only == workload }
+func (b *bench) want(workload string) bool {
+	return b.only == "" || slices.Contains(strings.Split(b.only, ","), workload)
+}
 
 func (b *bench) print(lines int) {
 	host, _ := os.Hostname()
