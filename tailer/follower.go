@@ -163,6 +163,7 @@ func (f *Follower) Run(ctx context.Context, finish <-chan struct{}, out Handler)
 	rescan := time.NewTimer(f.cfg.RescanInterval)
 	defer rescan.Stop()
 	rescanDue := time.Now().Add(f.cfg.RescanInterval)
+	var scanCost scanCost
 	settle, multiline := stoppedTimer(), stoppedTimer()
 	settleArmed, multilineArmed := false, false
 	var settleSince time.Time
@@ -349,9 +350,8 @@ func (f *Follower) Run(ctx context.Context, finish <-chan struct{}, out Handler)
 			}
 			// Any scan checks everything the periodic one would; the next
 			// is due one interval later, or later still when scans are
-			// costly (thousands of files on a node), so that the safety
-			// net takes at most 1/rescanBudget of the loop's time.
-			next := max(f.cfg.RescanInterval, rescanBudget*time.Since(started))
+			// costly (thousands of files on a node).
+			next := scanCost.next(f.cfg.RescanInterval, time.Since(started))
 			rescan.Reset(next + f.cfg.Settle)
 			rescanDue = time.Now().Add(next)
 		}
@@ -387,9 +387,28 @@ func (f *Follower) takeOpens() {
 	}
 }
 
-// rescanBudget: a periodic scan comes no sooner than this many times the
-// last scan's duration after it.
+// rescanBudget: a periodic scan comes no sooner than this many times what
+// a scan costs after the last, so that the safety net takes at most
+// 1/rescanBudget of the loop's time.
 const rescanBudget = 100
+
+// scanCost remembers how long the last scan took. What a scan costs is
+// the shorter of the last two: one slow scan (the machine took the
+// processor away, or the disk was slow once) would otherwise push the
+// safety net back by a hundred times its length, 30 s for a scan that was
+// kept waiting 0.3 s; a cost that is the files' shows in every scan.
+type scanCost struct{ last time.Duration }
+
+// next returns how long after a scan that took took the next periodic one
+// is due.
+func (c *scanCost) next(interval, took time.Duration) time.Duration {
+	cost := took
+	if c.last > 0 {
+		cost = min(cost, c.last)
+	}
+	c.last = took
+	return max(interval, rescanBudget*cost)
+}
 
 // maxChangesPerStep bounds the change events one step takes, so that a
 // storm of them cannot keep the loop from everything else.

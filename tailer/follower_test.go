@@ -615,3 +615,30 @@ func TestFollower_SaysWhenCaughtUp(t *testing.T) {
 	r.stop(t)
 	requireExactlyOnce(t, r.c.texts(), 30300)
 }
+
+// One slow scan does not push the safety net back; scans that are all
+// slow (thousands of files) do, by rescanBudget times what they cost.
+func TestScanCost_OneSlowScanDoesNotPushTheSafetyNetBack(t *testing.T) {
+	const interval = 2 * time.Second
+	var c scanCost
+	steps := []struct {
+		took, want time.Duration
+	}{
+		{1 * time.Millisecond, interval},
+		{300 * time.Millisecond, interval}, // kept waiting once
+		{1 * time.Millisecond, interval},
+		{50 * time.Millisecond, interval},
+		{60 * time.Millisecond, 100 * 50 * time.Millisecond}, // slow twice in a row: the files' cost
+		{70 * time.Millisecond, 100 * 60 * time.Millisecond},
+		{1 * time.Millisecond, interval},
+	}
+	for i, s := range steps {
+		if got := c.next(interval, s.took); got != s.want {
+			t.Fatalf("scan %d took %s: next in %s, want %s", i+1, s.took, got, s.want)
+		}
+	}
+	var first scanCost
+	if got := first.next(interval, time.Second); got != 100*time.Second {
+		t.Fatalf("a first scan of 1s: next in %s, want 100s (no history to doubt it)", got)
+	}
+}
