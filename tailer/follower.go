@@ -163,7 +163,7 @@ func (f *Follower) Run(ctx context.Context, finish <-chan struct{}, out Handler)
 	rescan := time.NewTimer(f.cfg.RescanInterval)
 	defer rescan.Stop()
 	rescanDue := time.Now().Add(f.cfg.RescanInterval)
-	var scanCost scanCost
+	var scans scanCost
 	settle, multiline := stoppedTimer(), stoppedTimer()
 	settleArmed, multilineArmed := false, false
 	var settleSince time.Time
@@ -351,7 +351,7 @@ func (f *Follower) Run(ctx context.Context, finish <-chan struct{}, out Handler)
 			// Any scan checks everything the periodic one would; the next
 			// is due one interval later, or later still when scans are
 			// costly (thousands of files on a node).
-			next := scanCost.next(f.cfg.RescanInterval, time.Since(started))
+			next := scans.next(f.cfg.RescanInterval, time.Since(started))
 			rescan.Reset(next + f.cfg.Settle)
 			rescanDue = time.Now().Add(next)
 		}

@@ -377,10 +377,9 @@ func startRescue(path string, fd *os.File, from, until int64, spin time.Duration
 	}
 	// After its first part (spinUntil), the rescue reads on each write, as
 	// an eager reader would, and sleeps until a write, a halt or its end:
-	// a wait bounded in
-	// microseconds cost a wake-up each, thousands a second while an app
-	// that opens the file for each line (a shell's >>) keeps a rescue
-	// running.
+	// a wait bounded in microseconds cost a wake-up each, thousands a
+	// second while an app that opens the file for each line (a shell's >>)
+	// keeps a rescue running.
 	changes, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
 	if err == nil {
 		if _, err = unix.InotifyAddWatch(changes, path, unix.IN_MODIFY); err != nil {

@@ -352,9 +352,17 @@ func TestRescue_SpinsThroughTheCopy(t *testing.T) {
 	requireExactlyOnce(t, r.c.texts(), 121)
 }
 
-// guardedFile returns guards that follow the file at path, open as fd,
-// as the loop would, with fl's guard reading to readTo.
+// guardedFile returns guards that follow the file at path, as the loop
+// would, with fl's guard reading to readTo.
 func guardedFile(t *testing.T, path string, poll time.Duration, readTo int64) (*guards, *file) {
+	t.Helper()
+	g := newGuards(poll, testLogger(t))
+	return g, guardFile(t, g, path, readTo)
+}
+
+// guardFile opens the file at path and adds it to g as the loop would,
+// read to readTo, with the fingerprint of what it holds now.
+func guardFile(t *testing.T, g *guards, path string, readTo int64) *file {
 	t.Helper()
 	fd, err := os.Open(path)
 	if err != nil {
@@ -370,11 +378,10 @@ func guardedFile(t *testing.T, path string, poll time.Duration, readTo int64) (*
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := newGuards(poll, testLogger(t))
 	fl := &file{path: path, id: id, offset: readTo, fp: fp}
 	g.add(fl, fd)
 	t.Cleanup(func() { g.remove(fl) })
-	return g, fl
+	return fl
 }
 
 // Ensure an open whose event comes after the truncation starts no rescue:
@@ -435,8 +442,12 @@ func TestRescue_NoSpinAfterAFalseAlarm(t *testing.T) {
 	if first.spinUntil == 0 {
 		t.Error("the first rescue does not spin")
 	}
-	<-first.done // its time is over; no truncation came
-	g.drop(fl)   // the loop read past it
+	select {
+	case <-first.done: // its time is over; no truncation came
+	case <-time.After(10 * time.Second):
+		t.Fatal("a rescue of 50 ms still runs after 10 s")
+	}
+	g.drop(fl) // the loop read past it
 	if err := os.WriteFile(path, []byte("line 1\nline 2\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -466,16 +477,8 @@ func TestRescue_TheLoopTakesAnOpenBetweenPieces(t *testing.T) {
 	if err := w.add(dir); err != nil {
 		t.Fatal(err)
 	}
-	g, fl := f.guards, &file{path: path}
-	fd, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fd.Close()
-	fi, _ := fd.Stat()
-	fl.id, _ = idOf(fi)
-	g.add(fl, fd)
-	defer g.remove(fl)
+	g := f.guards
+	fl := guardFile(t, g, path, 0)
 	waitFor(t, 10*time.Second, "the loop's own open to be old", func() bool { return time.Since(fl.guard.added) > ownOpenGrace })
 	w.layout.readNow(make([]byte, 4096)) // the loop's own open, already counted out
 	appendText(t, path, "line 2\n")
