@@ -2,7 +2,9 @@
 // by line, wrap each line in a JSON object, gzip batches of 1 MiB and POST
 // them. No tags, no checkpoints, no retries, no rotation. `make bench`
 // runs it beside tailcar on the same machine, so tailcar's figures can be
-// given as a ratio to this physical limit.
+// given as a ratio to this physical limit. With -follow it is W3's floor:
+// it keeps reading the file as it grows, waking once per interval (no
+// inotify, no timers but one sleep) to post what is new.
 package main
 
 import (
@@ -13,6 +15,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"time"
 
 	"github.com/klauspost/compress/gzip"
 )
@@ -20,14 +23,15 @@ import (
 func main() {
 	file := flag.String("file", "", "file to read")
 	url := flag.String("url", "", "where to POST gzipped NDJSON")
+	follow := flag.Duration("follow", 0, "keep reading the growing file, posting what is new every interval; 0 reads it once")
 	flag.Parse()
-	if err := run(*file, *url); err != nil {
+	if err := run(*file, *url, *follow); err != nil {
 		fmt.Fprintln(os.Stderr, "floor:", err)
 		os.Exit(1)
 	}
 }
 
-func run(file, url string) error {
+func run(file, url string, follow time.Duration) error {
 	f, err := os.Open(file)
 	if err != nil {
 		return err
@@ -56,8 +60,23 @@ func run(file, url string) error {
 		batch.Reset()
 		return nil
 	}
+	var partial []byte // a line still being written when followed
 	for {
 		line, err := br.ReadSlice('\n')
+		if err == io.EOF && follow > 0 {
+			partial = append(partial, line...)
+			if batch.Len() > 0 {
+				if perr := post(); perr != nil {
+					return perr
+				}
+			}
+			time.Sleep(follow)
+			continue
+		}
+		if len(partial) > 0 {
+			line = append(partial, line...)
+			partial = partial[:0]
+		}
 		if len(line) > 1 {
 			batch.WriteString(`{"message":"`)
 			for _, c := range line[:len(line)-1] {

@@ -19,7 +19,8 @@
 //	    peak RSS, open descriptors and inotify watches.
 //	W0  one file and no lines for 30 s: the cost of being there.
 //	W3  100 lines/s for 60 s (idle), with metrics off and on, and with
-//	    TAILCAR_PARSE=nginx.
+//	    TAILCAR_PARSE=nginx, each beside the floor following the same file
+//	    (-follow) in the same window.
 //	Stop: SIGTERM with the backend up, time to exit beyond the drain delay.
 package main
 
@@ -62,7 +63,7 @@ func main() {
 
 type bench struct {
 	tailcar, floor, only string
-	recv                 *receiver
+	recv, floorRecv      *receiver
 	rows                 []row
 }
 
@@ -376,32 +377,95 @@ func (b *bench) w1Every(workload, program string, cmd *exec.Cmd, lines, every in
 // steady runs tailcar while lines are appended at a steady rate to n
 // files, and measures its CPU over the window.
 func (b *bench) steady(workload string, files, perFileRate int, d time.Duration, extra ...string) row {
+	return b.steadyOf(workload, files, perFileRate, d, b.tailcarShipper(extra...))[0]
+}
+
+// besideFloor runs a one-file steady workload (W3) with tailcar and the
+// floor following the same file at once, each posting to a receiver of its
+// own, so that both are measured over the same window: the machine's
+// bursts in it fall on both. The floor posts what is new once a second, as
+// tailcar's default batch wait does. It returns the floor's row, then
+// tailcar's, noted with the difference.
+func (b *bench) besideFloor(workload string, rate int, d time.Duration, extra ...string) []row {
+	floor := shipper{program: "floor", recv: b.floorRecv, command: func(_, logs string) *exec.Cmd {
+		return exec.Command(b.floor, "-follow", "1s", "-file", filepath.Join(logs, "app-000.log"), "-url", "http://"+b.floorRecv.addr+"/")
+	}}
+	rows := b.steadyOf(workload, 1, rate, d, floor, b.tailcarShipper(extra...))
+	rows[1].note = fmt.Sprintf("floor + %.2f millicores; %s", rows[1].millicore-rows[0].millicore, rows[1].note)
+	return rows
+}
+
+// shipper is a program steadyOf runs: command makes it for the run's
+// directory (dir) and the directory of its files (logs).
+type shipper struct {
+	program string
+	recv    *receiver
+	command func(dir, logs string) *exec.Cmd
+}
+
+func (b *bench) tailcarShipper(extra ...string) shipper {
+	return shipper{program: "tailcar", recv: b.recv, command: func(dir, logs string) *exec.Cmd {
+		cmd := exec.Command(b.tailcar)
+		cmd.Env = b.tailcarEnv(dir, filepath.Join(logs, "*.log"), extra...)
+		return cmd
+	}}
+}
+
+// steadyOf runs the shippers at once while lines are appended at a steady
+// rate to files (app-000.log, app-001.log, … which exist before they
+// start), and measures each one's CPU over the same window.
+func (b *bench) steadyOf(workload string, files, perFileRate int, d time.Duration, shippers ...shipper) []row {
 	dir, _ := os.MkdirTemp("", "tailcar-bench")
 	defer os.RemoveAll(dir)
 	logs := filepath.Join(dir, "logs")
 	os.MkdirAll(logs, 0o755)
 	total := int(float64(files*perFileRate) * d.Seconds())
-	b.recv.reset(total)
-	cmd := exec.Command(b.tailcar)
-	cmd.Env = b.tailcarEnv(dir, filepath.Join(logs, "*.log"), extra...)
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		return row{workload: workload, program: "tailcar", note: err.Error()}
-	}
-	time.Sleep(500 * time.Millisecond) // let it start before the window opens
-	cpu0, ticks0, wake0 := cpuOf(cmd.Process.Pid), tickCPU(cmd.Process.Pid), wakeups(cmd.Process.Pid)
-	start := time.Now()
 	handles := make([]*os.File, files)
 	for i := range handles {
 		handles[i], _ = os.OpenFile(filepath.Join(logs, fmt.Sprintf("app-%03d.log", i)), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	}
+	defer func() {
+		for _, h := range handles {
+			h.Close()
+		}
+	}()
+	type running struct {
+		shipper
+		cmd             *exec.Cmd
+		cpu0, ticks0    time.Duration
+		wake0           int64
+		sliceCPU        time.Duration
+		sliceMillicores []float64
+		cpu, ticks      time.Duration
+		wake            int64
+	}
+	runs := make([]*running, len(shippers))
+	for i, s := range shippers {
+		s.recv.reset(total)
+		r := &running{shipper: s, cmd: s.command(dir, logs)}
+		r.cmd.Stderr = os.Stderr
+		if err := r.cmd.Start(); err != nil {
+			return []row{{workload: workload, program: s.program, note: err.Error()}}
+		}
+		defer func() {
+			r.cmd.Process.Signal(syscall.SIGTERM)
+			r.cmd.Wait()
+		}()
+		runs[i] = r
+	}
+	time.Sleep(500 * time.Millisecond) // let them start before the window opens
+	for _, r := range runs {
+		pid := r.cmd.Process.Pid
+		r.cpu0, r.ticks0, r.wake0 = cpuOf(pid), tickCPU(pid), wakeups(pid)
+		r.sliceCPU = r.cpu0
+	}
+	start := time.Now()
 	// Write on a schedule: every 10 ms, what is due, one write per line.
 	var buf []byte
 	n := 0
 	// The CPU is also read every cpuSlice: a noisy neighbour's burst
 	// raises one slice, a cost of tailcar's raises them all.
-	var sliceMillicores []float64
-	sliceCPU, sliceAt := cpu0, start
+	sliceAt := start
 	tick := time.NewTicker(10 * time.Millisecond)
 	for now := range tick.C {
 		due := int(float64(total) * min(now.Sub(start).Seconds()/d.Seconds(), 1))
@@ -410,9 +474,12 @@ func (b *bench) steady(workload string, files, perFileRate int, d time.Duration,
 			handles[n%files].Write(buf)
 		}
 		if elapsed := now.Sub(sliceAt); elapsed >= cpuSlice {
-			c := cpuOf(cmd.Process.Pid)
-			sliceMillicores = append(sliceMillicores, (c-sliceCPU).Seconds()/elapsed.Seconds()*1000)
-			sliceCPU, sliceAt = c, now
+			for _, r := range runs {
+				c := cpuOf(r.cmd.Process.Pid)
+				r.sliceMillicores = append(r.sliceMillicores, (c-r.sliceCPU).Seconds()/elapsed.Seconds()*1000)
+				r.sliceCPU = c
+			}
+			sliceAt = now
 		}
 		if n >= total && now.Sub(start) >= d {
 			break
@@ -420,20 +487,21 @@ func (b *bench) steady(workload string, files, perFileRate int, d time.Duration,
 	}
 	tick.Stop()
 	window := time.Since(start)
-	cpu, ticks, wake := cpuOf(cmd.Process.Pid)-cpu0, tickCPU(cmd.Process.Pid)-ticks0, wakeups(cmd.Process.Pid)-wake0
-	waitCount(b.recv, total, 30*time.Second)
-	rss, peak := rssOf(cmd.Process.Pid)
-	for _, h := range handles {
-		h.Close()
+	for _, r := range runs {
+		pid := r.cmd.Process.Pid
+		r.cpu, r.ticks, r.wake = cpuOf(pid)-r.cpu0, tickCPU(pid)-r.ticks0, wakeups(pid)-r.wake0
 	}
-	cmd.Process.Signal(syscall.SIGTERM)
-	cmd.Wait()
-	r := row{workload: workload, program: "tailcar", lines: int(b.recv.count.Load()), cpu: cpu, wall: window,
-		peakRSSKiB: peak, missing: b.recv.missing(total)}
-	r.millicore = cpu.Seconds() / window.Seconds() * 1000
-	r.note = fmt.Sprintf("RSS at end %.1f MiB; %.1f thread sleeps/s; %.2f millicores in 10 ms ticks%s",
-		float64(rss)/1024, float64(wake)/window.Seconds(), ticks.Seconds()/window.Seconds()*1000, sliceSummary(sliceMillicores))
-	return r
+	rows := make([]row, len(runs))
+	for i, r := range runs {
+		waitCount(r.recv, total, 30*time.Second)
+		rss, peak := rssOf(r.cmd.Process.Pid)
+		rows[i] = row{workload: workload, program: r.program, lines: int(r.recv.count.Load()), cpu: r.cpu, wall: window,
+			peakRSSKiB: peak, missing: r.recv.missing(total)}
+		rows[i].millicore = r.cpu.Seconds() / window.Seconds() * 1000
+		rows[i].note = fmt.Sprintf("RSS at end %.1f MiB; %.1f thread sleeps/s; %.2f millicores in 10 ms ticks%s",
+			float64(rss)/1024, float64(r.wake)/window.Seconds(), r.ticks.Seconds()/window.Seconds()*1000, sliceSummary(r.sliceMillicores))
+	}
+	return rows
 }
 
 // cpuSlice is how often steady reads the CPU within its window.
@@ -561,6 +629,9 @@ func (b *bench) run(lines int, idle time.Duration) error {
 	if b.recv, err = newReceiver(); err != nil {
 		return err
 	}
+	if b.floorRecv, err = newReceiver(); err != nil {
+		return err
+	}
 	if b.want("W1") {
 		shm := "/dev/shm"
 		if _, err := os.Stat(shm); err != nil {
@@ -662,12 +733,12 @@ func (b *bench) run(lines int, idle time.Duration) error {
 		b.rows = append(b.rows, b.steady("W0", 1, 0, 30*time.Second))
 	}
 	if b.want("W3") {
-		fmt.Fprintf(os.Stderr, "W3: 100 lines/s for %s, metrics off\n", idle)
-		b.rows = append(b.rows, b.steady("W3", 1, 100, idle))
-		fmt.Fprintf(os.Stderr, "W3: 100 lines/s for %s, metrics on\n", idle)
-		b.rows = append(b.rows, b.steady("W3+metrics", 1, 100, idle, "TAILCAR_METRICS_ADDR="+freeAddr()))
-		fmt.Fprintf(os.Stderr, "W3: 100 lines/s for %s, TAILCAR_PARSE=nginx\n", idle)
-		b.rows = append(b.rows, b.steady("W3-nginx", 1, 100, idle, "TAILCAR_PARSE=nginx"))
+		fmt.Fprintf(os.Stderr, "W3: 100 lines/s for %s, metrics off, beside the floor\n", idle)
+		b.rows = append(b.rows, b.besideFloor("W3", 100, idle)...)
+		fmt.Fprintf(os.Stderr, "W3: 100 lines/s for %s, metrics on, beside the floor\n", idle)
+		b.rows = append(b.rows, b.besideFloor("W3+metrics", 100, idle, "TAILCAR_METRICS_ADDR="+freeAddr())...)
+		fmt.Fprintf(os.Stderr, "W3: 100 lines/s for %s, TAILCAR_PARSE=nginx, beside the floor\n", idle)
+		b.rows = append(b.rows, b.besideFloor("W3-nginx", 100, idle, "TAILCAR_PARSE=nginx")...)
 	}
 	if b.want("W4") {
 		fmt.Fprintln(os.Stderr, "W4-node: 1,000 container files at 5 lines/s, 60 s")
