@@ -157,6 +157,10 @@ func (f *Follower) Run(ctx context.Context, finish <-chan struct{}, out Handler)
 		changes, layout = w.change.events, w.layout.events
 	}
 	f.cfg.Pulse.Busy()
+	// A loop that has returned is in no step: the sender may go on
+	// delivering for the whole drain timeout, and must not find this loop
+	// reported stuck meanwhile.
+	defer f.cfg.Pulse.Waiting()
 	if err := f.scan(ctx, true); err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -614,6 +615,32 @@ func TestFollower_SaysWhenCaughtUp(t *testing.T) {
 	}
 	r.stop(t)
 	requireExactlyOnce(t, r.c.texts(), 30300)
+}
+
+// stepPulse records whether the follow loop is inside a step.
+type stepPulse struct{ busy atomic.Bool }
+
+func (p *stepPulse) Busy()    { p.busy.Store(true) }
+func (p *stepPulse) Waiting() { p.busy.Store(false) }
+
+// A follower that has finished its drain is in no step: the sender may
+// go on delivering for the whole drain timeout, and a loop left marked
+// busy would be reported stuck after 10 s, failing the probe of a tailcar
+// that is only waiting for its backend.
+func TestFollower_FinishedIsNotBusy(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "app.log")
+	appendFile(t, path, 1, 100)
+	cfg := testConfig(t, dir, "app.log")
+	pulse := &stepPulse{}
+	cfg.Pulse = pulse
+	r := startFollower(t, cfg)
+	waitCount(t, r, 100)
+	r.stop(t)
+	if pulse.busy.Load() {
+		t.Fatal("the follow loop returned from its drain still marked busy")
+	}
+	requireExactlyOnce(t, r.c.texts(), 100)
 }
 
 // One slow scan does not push the safety net back; scans that are all
