@@ -391,6 +391,9 @@ func (b *bench) besideFloor(workload string, rate int, d time.Duration, extra ..
 		return exec.Command(b.floor, "-follow", "1s", "-file", filepath.Join(logs, "app-000.log"), "-url", "http://"+b.floorRecv.addr+"/")
 	}}
 	rows := b.steadyOf(workload, 1, rate, d, floor, b.tailcarShipper(extra...))
+	if len(rows) < 2 {
+		return rows // one did not start: the row says why
+	}
 	rows[1].note = fmt.Sprintf("floor + %.2f millicores; %s", rows[1].millicore-rows[0].millicore, rows[1].note)
 	return rows
 }
