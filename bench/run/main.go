@@ -374,8 +374,8 @@ func (b *bench) w1Every(workload, program string, cmd *exec.Cmd, lines, every in
 	return r
 }
 
-// steady runs tailcar while lines are appended at a steady rate to n
-// files, and measures its CPU over the window.
+// steady runs tailcar while perFileRate lines a second are appended to
+// each of files files, and measures its CPU over the window.
 func (b *bench) steady(workload string, files, perFileRate int, d time.Duration, extra ...string) row {
 	return b.steadyOf(workload, files, perFileRate, d, b.tailcarShipper(extra...))[0]
 }
