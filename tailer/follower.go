@@ -153,6 +153,7 @@ func (f *Follower) Run(ctx context.Context, finish <-chan struct{}, out Handler)
 			close(done)
 			w.close()
 			readers.Wait()
+			w.release()
 		}()
 		changes, layout = w.change.events, w.layout.events
 	}
