@@ -35,26 +35,11 @@ func startNginx(t *testing.T) *nginxServer {
 	}
 	dir := t.TempDir()
 	n := &nginxServer{addr: freePort(t), accessLog: filepath.Join(dir, "access.log")}
-	conf := fmt.Sprintf(`daemon off;
-master_process off;
-worker_processes 1;
-pid %[1]s/nginx.pid;
-error_log %[1]s/error.log warn;
-events { worker_connections 64; }
-http {
-    access_log %[2]s combined;
-    client_body_temp_path %[1]s/body;
-    proxy_temp_path %[1]s/proxy;
-    fastcgi_temp_path %[1]s/fastcgi;
-    uwsgi_temp_path %[1]s/uwsgi;
-    scgi_temp_path %[1]s/scgi;
-    server {
-        listen %[3]s;
-        location /missing { return 404; }
-        location / { return 200 "ok\n"; }
-    }
-}
-`, dir, n.accessLog, n.addr)
+	template, err := os.ReadFile(filepath.Join("bench", "nginx.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := strings.NewReplacer("@DIR@", dir, "@ACCESS_LOG@", n.accessLog, "@LISTEN@", n.addr).Replace(string(template))
 	confPath := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)

@@ -30,26 +30,7 @@ if [ "$writer" = nginx ]; then
 	go build -o "$dir/nginxload" ./bench/nginxload
 	port=$((20000 + $$ % 20000))
 	mkdir -p "$dir/nginx"
-	cat > "$dir/nginx/nginx.conf" <<EOF
-daemon off;
-master_process off;
-worker_processes 1;
-pid $dir/nginx/nginx.pid;
-error_log $dir/nginx/error.log warn;
-events { worker_connections 64; }
-http {
-    access_log $dir/access.log combined;
-    client_body_temp_path $dir/nginx/body;
-    proxy_temp_path $dir/nginx/proxy;
-    fastcgi_temp_path $dir/nginx/fastcgi;
-    uwsgi_temp_path $dir/nginx/uwsgi;
-    scgi_temp_path $dir/nginx/scgi;
-    server {
-        listen 127.0.0.1:$port;
-        location / { return 200 "ok\\n"; }
-    }
-}
-EOF
+	sed -e "s|@DIR@|$dir/nginx|g" -e "s|@ACCESS_LOG@|$dir/access.log|" -e "s|@LISTEN@|127.0.0.1:$port|" bench/nginx.conf > "$dir/nginx/nginx.conf"
 	/usr/sbin/nginx -p "$dir/nginx" -e "$dir/nginx/error.log" -c "$dir/nginx/nginx.conf" &
 	nginx_pid=$!
 	for _ in $(seq 50); do [ -s "$dir/nginx/nginx.pid" ] && break; sleep 0.1; done
