@@ -20,7 +20,9 @@
 //	W0  one file and no lines for 30 s: the cost of being there.
 //	W3  100 lines/s for 60 s (idle), with metrics off and on, and with
 //	    TAILCAR_PARSE=nginx, each beside the floor following the same file
-//	    (-follow) in the same window.
+//	    (-follow) in the same window; with -against BIN, that tailcar
+//	    build too, each with its own receiver and checkpoints, to compare
+//	    two builds in the same minute.
 //	Stop: SIGTERM with the backend up, time to exit beyond the drain delay.
 package main
 
@@ -45,6 +47,8 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/gzip"
+
+	"github.com/tailcar/tailcar/tailer"
 )
 
 func main() {
@@ -53,8 +57,9 @@ func main() {
 	lines := flag.Int("lines", 1000000, "W1 lines")
 	idle := flag.Duration("idle", 60*time.Second, "W3 duration")
 	only := flag.String("only", "", "run only these workloads, comma-separated (W0, W1, W2, W3, W4, stop); for trying a change")
+	against := flag.String("against", "", "another tailcar binary that W3 also runs over the same window, for comparing two builds")
 	flag.Parse()
-	b := &bench{tailcar: *tailcar, floor: *floor, only: *only}
+	b := &bench{tailcar: *tailcar, floor: *floor, only: *only, against: *against}
 	if err := b.run(*lines, *idle); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
@@ -62,9 +67,9 @@ func main() {
 }
 
 type bench struct {
-	tailcar, floor, only string
-	recv, floorRecv      *receiver
-	rows                 []row
+	tailcar, floor, only, against string
+	recv, floorRecv, againstRecv  *receiver
+	rows                          []row
 }
 
 type row struct {
@@ -390,12 +395,42 @@ func (b *bench) besideFloor(workload string, rate int, d time.Duration, extra ..
 	floor := shipper{program: "floor", recv: b.floorRecv, command: func(_, logs string) *exec.Cmd {
 		return exec.Command(b.floor, "-follow", "1s", "-file", filepath.Join(logs, "app-000.log"), "-url", "http://"+b.floorRecv.addr+"/")
 	}}
-	rows := b.steadyOf(workload, 1, rate, d, floor, b.tailcarShipper(extra...))
-	if len(rows) < 2 {
+	shippers := []shipper{floor, b.tailcarShipper(extra...)}
+	if b.against != "" {
+		// Its own receiver and checkpoints (the heartbeat sits beside
+		// them); the later of two equal keys in a command's Env wins.
+		shippers = append(shippers, shipper{program: "against", recv: b.againstRecv, command: func(dir, logs string) *exec.Cmd {
+			cmd := exec.Command(b.against)
+			cmd.Env = append(b.tailcarEnv(dir, filepath.Join(logs, "*.log"), extra...),
+				"TAILCAR_SINK_URL=http://"+b.againstRecv.addr+"/", "TAILCAR_POSITIONS="+filepath.Join(dir, "positions-against"))
+			for _, kv := range extra {
+				if strings.HasPrefix(kv, "TAILCAR_METRICS_ADDR=") {
+					cmd.Env = append(cmd.Env, "TAILCAR_METRICS_ADDR="+freeAddr())
+				}
+			}
+			return cmd
+		}})
+	}
+	rows := b.steadyOf(workload, 1, rate, d, shippers...)
+	if len(rows) < len(shippers) {
 		return rows // one did not start: the row says why
 	}
-	rows[1].note = fmt.Sprintf("floor + %.2f millicores; %s", rows[1].millicore-rows[0].millicore, rows[1].note)
+	for i := 1; i < len(rows); i++ {
+		rows[i].note = fmt.Sprintf("floor + %.2f millicores; %s", rows[i].millicore-rows[0].millicore, rows[i].note)
+	}
+	if len(rows) > 2 {
+		rows[2].note = fmt.Sprintf("%s than -tailcar's %.2f; %s", againstDiff(rows[2].millicore-rows[1].millicore), rows[1].millicore, rows[2].note)
+	}
 	return rows
+}
+
+// againstDiff says how an -against build's millicores compare with the
+// -tailcar build's.
+func againstDiff(d float64) string {
+	if d < 0 {
+		return fmt.Sprintf("%.2f millicores fewer", -d)
+	}
+	return fmt.Sprintf("%.2f millicores more", d)
 }
 
 // shipper is a program steadyOf runs: command makes it for the run's
@@ -432,6 +467,25 @@ func (b *bench) steadyOf(workload string, files, perFileRate int, d time.Duratio
 			h.Close()
 		}
 	}()
+	// Two tailcars on one file (-against): the first sees the second open
+	// it, and reads it at every change for a risk window, as after a
+	// copier's open (about 1,700 thread switches). An empty file is opened
+	// at its first write (it may be a copy being written), so each file
+	// gets a line now, both open it at their start, and the window opens
+	// after the risk window; the receivers forget that line.
+	warmup := 500 * time.Millisecond
+	tailcars := 0
+	for _, s := range shippers {
+		if s.program != "floor" {
+			tailcars++
+		}
+	}
+	if tailcars > 1 {
+		warmup += tailer.DefaultRiskWindow + 2*time.Second
+		for _, h := range handles {
+			h.WriteString("warm-up line, before the window\n")
+		}
+	}
 	type running struct {
 		shipper
 		cmd             *exec.Cmd
@@ -456,7 +510,12 @@ func (b *bench) steadyOf(workload string, files, perFileRate int, d time.Duratio
 		}()
 		runs[i] = r
 	}
-	time.Sleep(500 * time.Millisecond) // let them start before the window opens
+	time.Sleep(warmup) // let them start before the window opens
+	if tailcars > 1 {
+		for _, r := range runs {
+			r.recv.reset(total)
+		}
+	}
 	for _, r := range runs {
 		pid := r.cmd.Process.Pid
 		r.cpu0, r.ticks0, r.wake0 = cpuOf(pid), tickCPU(pid), wakeups(pid)
@@ -634,6 +693,11 @@ func (b *bench) run(lines int, idle time.Duration) error {
 	}
 	if b.floorRecv, err = newReceiver(); err != nil {
 		return err
+	}
+	if b.against != "" {
+		if b.againstRecv, err = newReceiver(); err != nil {
+			return err
+		}
 	}
 	if b.want("W1") {
 		shm := "/dev/shm"
