@@ -61,16 +61,6 @@ func TestChangeEvents_InThePollerOnlyWhileTheReaderWaits(t *testing.T) {
 		w.release()
 	}()
 	path := filepath.Join(dir, "app.log")
-	write := func(line string) {
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
-		if _, err := f.WriteString(line); err != nil {
-			t.Fatal(err)
-		}
-	}
 	take := func() notifyEvent {
 		t.Helper()
 		w.change.demand <- struct{}{}
@@ -89,7 +79,7 @@ func TestChangeEvents_InThePollerOnlyWhileTheReaderWaits(t *testing.T) {
 	}
 
 	// An event queued before the demand is read without a wait.
-	write("1\n")
+	appendText(t, path, "1\n")
 	if ev := take(); ev.name != "app.log" {
 		t.Fatalf("event for %q, want app.log", ev.name)
 	}
@@ -100,18 +90,14 @@ func TestChangeEvents_InThePollerOnlyWhileTheReaderWaits(t *testing.T) {
 	// Demanded with none queued, the reader waits in the poller on a
 	// duplicate, and the next change wakes it.
 	w.change.demand <- struct{}{}
-	for deadline := time.Now().Add(10 * time.Second); !waiting(); time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the reader did not wait for the next event")
-		}
-	}
+	waitFor(t, 10*time.Second, "the reader to wait for the next event", waiting)
 	w.change.mu.Lock()
 	dup := int(w.change.waiting.Fd())
 	w.change.mu.Unlock()
 	if !inPoller(t, dup) || inPoller(t, w.change.fd) {
 		t.Fatalf("while waiting: duplicate %d in the poller %v, instance %d in it %v; want only the duplicate", dup, inPoller(t, dup), w.change.fd, inPoller(t, w.change.fd))
 	}
-	write("2\n")
+	appendText(t, path, "2\n")
 	select {
 	case ev := <-w.change.events:
 		if ev.name != "app.log" {
@@ -120,22 +106,14 @@ func TestChangeEvents_InThePollerOnlyWhileTheReaderWaits(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("a change while the reader waited was not delivered")
 	}
-	for deadline := time.Now().Add(10 * time.Second); waiting(); time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the reader still waits after its event")
-		}
-	}
+	waitFor(t, 10*time.Second, "the reader to stop waiting after its event", func() bool { return !waiting() })
 	if inPoller(t, w.change.fd) {
 		t.Fatal("the change instance is in the poller after the wait")
 	}
 
 	// Closed while the reader waits, the reader ends.
 	w.change.demand <- struct{}{}
-	for deadline := time.Now().Add(10 * time.Second); !waiting(); time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the reader did not wait for the next event")
-		}
-	}
+	waitFor(t, 10*time.Second, "the reader to wait for the next event", waiting)
 	w.change.close()
 	select {
 	case <-ended:
