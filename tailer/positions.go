@@ -35,9 +35,10 @@ const (
 	// kernel's, but not always a power cut, after which the durable file
 	// misses about this much of the last acks. Missing acks mean lines sent
 	// again, never lines lost. Two fsyncs per save were a third of the idle
-	// CPU (W3) at one save a second, and still about a third at one every
-	// 10 s: on ext4 an fsync also writes back the inode table block and
-	// directory the app's own log shares.
+	// CPU (W3) at one save a second, and about a third still at one every
+	// 10 s (ext4 writes the inode's table block and the directory's
+	// buffers synchronously): about 1 millicore of W3, measured beside the
+	// 10 s build (README, "Performance").
 	DefaultDurableInterval = 60 * time.Second
 	// pruneAfter is how long an entry is kept for a file no longer
 	// followed: long enough for a rotated copy to be recognised.
