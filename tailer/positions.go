@@ -88,10 +88,13 @@ func sumOf(seq uint64, files []byte) uint32 {
 type entry struct {
 	source uint64
 	path   string
-	id     fileID
-	fp     fingerprint
-	offset int64
-	seen   time.Time
+	// pathJSON is path as a JSON string, made where path is set: a save
+	// encodes every entry each time, and the path is what needs escaping.
+	pathJSON []byte
+	id       fileID
+	fp       fingerprint
+	offset   int64
+	seen     time.Time
 	// skip, when set, is a run of a copy handed over from its original:
 	// an ack that reaches its start reaches its end (copies.go). Acks are
 	// in the order records were handed over, and the run's were first.
@@ -139,6 +142,9 @@ type Positions struct {
 	// recentSize its length; Run's.
 	recent     *os.File
 	recentSize int
+	// encoded is the last save's bytes, kept for the next one to reuse;
+	// Run's.
+	encoded []byte
 	// changed wakes Run when there is something to save, so an idle
 	// tailcar has no saver waking up on a timer.
 	changed chan struct{}
@@ -241,7 +247,7 @@ func decodeEntry(raw json.RawMessage) (*entry, error) {
 		return nil, fmt.Errorf("offset %d or fingerprint length %d out of range", pos.Offset, pos.FPLen)
 	}
 	return &entry{
-		source: src, path: pos.Path, id: fileID{Dev: pos.Dev, Ino: pos.Ino},
+		source: src, path: pos.Path, pathJSON: jsonString(pos.Path), id: fileID{Dev: pos.Dev, Ino: pos.Ino},
 		fp: fingerprint{Len: pos.FPLen, Sum: sum}, offset: pos.Offset, seen: pos.Seen,
 	}, nil
 }
@@ -288,6 +294,7 @@ func (p *Positions) markDirtyLocked() {
 
 // track starts the checkpoint of a new generation at its start offset.
 func (p *Positions) track(e entry) {
+	e.pathJSON = jsonString(e.path)
 	p.mu.Lock()
 	e.seen = time.Now()
 	p.entries[e.source] = &e
@@ -311,6 +318,9 @@ func (p *Positions) touch(source uint64, path string, fp fingerprint, now time.T
 	p.mu.Lock()
 	if e, ok := p.entries[source]; ok {
 		if e.path != path || e.fp != fp || now.Sub(e.seen) > seenResolution {
+			if e.path != path {
+				e.pathJSON = jsonString(path)
+			}
 			e.path, e.fp, e.seen = path, fp, now
 			p.markDirtyLocked()
 		}
@@ -370,25 +380,25 @@ func (p *Positions) save(durable bool) error {
 		p.mu.Unlock()
 		return nil
 	}
-	files := make([]Position, 0, len(p.entries))
-	for _, e := range p.entries {
-		files = append(files, Position{
-			Source: strconv.FormatUint(e.source, 16), Path: e.path, Dev: e.id.Dev, Ino: e.id.Ino,
-			FPLen: e.fp.Len, FP: strconv.FormatUint(e.fp.Sum, 16), Offset: e.offset, Seen: e.seen.UTC(),
-		})
-	}
+	// positionsFile's shape, written around the list as it is encoded:
+	// the sum is of these very bytes, and nothing is encoded twice.
+	seq := p.seq + 1
+	data := append(p.encoded[:0], `{"version":`...)
+	data = strconv.AppendInt(data, positionsVersion, 10)
+	data = append(data, `,"seq":`...)
+	data = strconv.AppendUint(data, seq, 10)
+	data = append(data, `,"files":`...)
+	start := len(data)
+	data = p.appendEntriesLocked(data)
 	p.dirty = false
 	p.mu.Unlock()
+	sum := sumOf(seq, data[start:])
+	data = append(data, `,"sum":`...)
+	data = strconv.AppendUint(data, uint64(sum), 10)
+	data = append(data, '}')
+	p.encoded = data
 
-	list, err := json.Marshal(files)
-	if err != nil {
-		return fmt.Errorf("encode positions: %w", err)
-	}
-	// positionsFile's shape, around the list as it was encoded: the sum
-	// is of these very bytes, and the list is not encoded twice.
-	seq := p.seq + 1
-	data := fmt.Appendf(make([]byte, 0, len(list)+80), `{"version":%d,"seq":%d,"files":%s,"sum":%d}`,
-		positionsVersion, seq, list, sumOf(seq, list))
+	var err error
 	if durable {
 		err = writeAtomic(p.path, p.path+".tmp", data)
 	} else {
@@ -406,6 +416,48 @@ func (p *Positions) save(durable bool) error {
 	p.saved = time.Now()
 	p.mu.Unlock()
 	return nil
+}
+
+// appendEntriesLocked appends every entry as a JSON list of Position, as
+// encoding/json would write it. By hand, because a save comes with
+// nearly every ack: through encoding/json (a Position per entry, then
+// Marshal) a save took twice as long with one file and ten times as long
+// with a thousand (BenchmarkPositionsSave), and it was the largest thing
+// an idle tailcar did beyond what the floor does (README, "Performance").
+func (p *Positions) appendEntriesLocked(b []byte) []byte {
+	b = append(b, '[')
+	first := true
+	for _, e := range p.entries {
+		if !first {
+			b = append(b, ',')
+		}
+		first = false
+		b = append(b, `{"source":"`...)
+		b = strconv.AppendUint(b, e.source, 16)
+		b = append(b, `","path":`...)
+		b = append(b, e.pathJSON...)
+		b = append(b, `,"dev":`...)
+		b = strconv.AppendUint(b, e.id.Dev, 10)
+		b = append(b, `,"ino":`...)
+		b = strconv.AppendUint(b, e.id.Ino, 10)
+		b = append(b, `,"fp_len":`...)
+		b = strconv.AppendInt(b, int64(e.fp.Len), 10)
+		b = append(b, `,"fp":"`...)
+		b = strconv.AppendUint(b, e.fp.Sum, 16)
+		b = append(b, `","offset":`...)
+		b = strconv.AppendInt(b, e.offset, 10)
+		b = append(b, `,"seen":"`...)
+		b = e.seen.UTC().AppendFormat(b, time.RFC3339Nano)
+		b = append(b, `"}`...)
+	}
+	return append(b, ']')
+}
+
+// jsonString is s as a JSON string, as encoding/json writes it (invalid
+// UTF-8 becomes U+FFFD, as it would in Position).
+func jsonString(s string) []byte {
+	b, _ := json.Marshal(s) // a string always encodes
+	return b
 }
 
 // LastSaved is when positions were last written.

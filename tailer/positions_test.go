@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -245,5 +246,117 @@ func TestPositions_ShorterRecentSave(t *testing.T) {
 	}
 	if off := loadedOffset(t, path, testLogger(t)); off != 300 {
 		t.Errorf("loaded offset %d after the file was cut back; want 300", off)
+	}
+}
+
+// Ensure a save writes each entry as encoding/json would write Position,
+// whatever the path holds (quotes, control bytes, invalid UTF-8, HTML
+// characters), in both files, and that a restart loads every entry back.
+func TestPositions_SaveEncodesAsEncodingJSONWould(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "pos")
+	p, err := LoadPositions(path, testLogger(t))
+	must(t, err)
+	paths := []string{
+		"/var/log/app/plain.log",
+		"/var/log/app/q\"uote\\back\nnl\ttab\x01ctl\x7f.log",
+		"/var/log/app/bad\xff\xfeutf8.log",
+		"/var/log/app/<html>&\u2028\u2029.log",
+		"/var/log/app/ünïcødé-日本.log",
+	}
+	for i, name := range paths {
+		p.track(entry{source: uint64(i + 1), path: name, id: fileID{Dev: 1<<64 - 1 - uint64(i), Ino: uint64(i) << 40},
+			fp: fingerprint{Len: i * 100, Sum: 1<<63 + uint64(i)}, offset: int64(i) << 33})
+	}
+	// A rename, as a scan records it, and a time with nanoseconds in
+	// another zone.
+	p.touch(2, paths[1]+".1", fingerprint{Len: 100, Sum: 1<<63 + 1}, time.Date(2026, 12, 4, 23, 59, 59, 123456789, time.FixedZone("x", 5*3600+1800)))
+
+	want := make(map[string]Position)
+	for _, e := range p.snapshot() {
+		pos := Position{Source: strconv.FormatUint(e.source, 16), Path: e.path, Dev: e.id.Dev, Ino: e.id.Ino,
+			FPLen: e.fp.Len, FP: strconv.FormatUint(e.fp.Sum, 16), Offset: e.offset, Seen: e.seen.UTC()}
+		// What encoding/json makes of it, decoded: the reference.
+		ref, err := json.Marshal(pos)
+		must(t, err)
+		var back Position
+		must(t, json.Unmarshal(ref, &back))
+		want[back.Source] = back
+	}
+	must(t, p.save(true))
+	p.Ack(1, 7)
+	must(t, p.save(false))
+	want["1"] = func(w Position) Position { w.Offset = 7; return w }(want["1"])
+
+	for _, name := range []string{path, recentPath(path)} {
+		data, err := os.ReadFile(name)
+		must(t, err)
+		var pf struct {
+			Files []json.RawMessage `json:"files"`
+		}
+		if err := json.Unmarshal(data, &pf); err != nil {
+			t.Fatalf("%s is not JSON: %v\n%s", name, err, data)
+		}
+		got := make(map[string]Position)
+		for _, raw := range pf.Files {
+			var pos Position
+			dec := json.NewDecoder(bytes.NewReader(raw))
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(&pos); err != nil {
+				t.Fatalf("%s: entry %s: %v", name, raw, err)
+			}
+			got[pos.Source] = pos
+		}
+		if name == path {
+			got["1"] = func(g Position) Position { g.Offset = 7; return g }(got["1"])
+		}
+		if len(got) != len(want) {
+			t.Errorf("%s holds %d entries; want %d", name, len(got), len(want))
+		}
+		for src, w := range want {
+			if g := got[src]; g.Path != w.Path || g.Dev != w.Dev || g.Ino != w.Ino || g.FPLen != w.FPLen ||
+				g.FP != w.FP || g.Offset != w.Offset || !g.Seen.Equal(w.Seen) {
+				t.Errorf("%s: source %s decodes as %+v; encoding/json's decodes as %+v", name, src, g, w)
+			}
+		}
+	}
+
+	reloaded, err := LoadPositions(path, testLogger(t))
+	must(t, err)
+	for _, e := range reloaded.snapshot() {
+		w := want[strconv.FormatUint(e.source, 16)]
+		if e.path != w.Path || e.offset != w.Offset || e.id != (fileID{Dev: w.Dev, Ino: w.Ino}) || !e.seen.Equal(w.Seen) {
+			t.Errorf("restart loaded source %x as %q at %d; want %q at %d", e.source, e.path, e.offset, w.Path, w.Offset)
+		}
+	}
+	if reloaded.Len() != len(want) {
+		t.Errorf("restart loaded %d entries; want %d", reloaded.Len(), len(want))
+	}
+}
+
+// BenchmarkPositionsSave is one save to the recent file, the one that
+// comes with nearly every ack: with one file (a sidecar) and with a
+// thousand (a node).
+func BenchmarkPositionsSave(b *testing.B) {
+	for _, n := range []int{1, 1000} {
+		b.Run(fmt.Sprintf("files=%d", n), func(b *testing.B) {
+			p, err := LoadPositions(filepath.Join(b.TempDir(), "pos"), zerolog.Nop())
+			if err != nil {
+				b.Fatal(err)
+			}
+			for src := uint64(1); src <= uint64(n); src++ {
+				p.track(entry{source: src, path: fmt.Sprintf("/var/log/pods/ns_pod-%d_0f3c/app/0.log", src),
+					id: fileID{Dev: 2049, Ino: 1 << 20 * src}, fp: fingerprint{Len: 1024, Sum: 1 << 63 * src}})
+			}
+			b.ReportAllocs()
+			var off int64
+			for b.Loop() {
+				off++
+				p.Ack(1, off)
+				if err := p.save(false); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
