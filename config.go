@@ -221,8 +221,11 @@ func (c *Config) validate() error {
 		{"DRAIN_TIMEOUT", c.DrainTimeout, true},
 		{"PROBE_MAX_AGE", c.ProbeMaxAge, true},
 	} {
-		if d.v < 0 || d.positive && d.v == 0 {
+		switch {
+		case d.positive && d.v <= 0:
 			return bad(d.key, "must be more than 0, not %s", d.v)
+		case d.v < 0:
+			return bad(d.key, "must be 0 or more, not %s", d.v)
 		}
 	}
 	if c.MetricsAddr != "" {
