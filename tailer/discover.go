@@ -186,6 +186,21 @@ func rootsOf(patterns, extra []string) []string {
 	return roots
 }
 
+// matchesInBaseOnly reports whether every pattern matches files only
+// directly inside its fixed base directory (/var/log/app/*.log), which
+// is watched: then a file appearing makes an event. Under ** or a
+// wildcard directory, a file can appear in a directory nobody watches
+// yet, and only a scan finds it.
+func matchesInBaseOnly(patterns []string) bool {
+	for _, p := range patterns {
+		_, rest := doublestar.SplitPattern(filepath.ToSlash(p))
+		if strings.Contains(rest, "/") || strings.Contains(rest, "**") {
+			return false
+		}
+	}
+	return true
+}
+
 // ownFiles lists tailcar's own files by absolute path, as given and with
 // the directory's symlinks resolved.
 func ownFiles(paths []string) map[string]bool {

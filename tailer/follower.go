@@ -37,6 +37,10 @@ type Follower struct {
 	refused, refusedNow map[string]string
 	needScan            bool
 	draining            bool
+	// baseOnly: every pattern matches only inside its watched base
+	// directory (matchesInBaseOnly); unwatched: the last scan could not
+	// watch a directory it should have (missing, or out of watches).
+	baseOnly, unwatched bool
 
 	watch *watches
 	// ownOpens counts tailcar's own opens whose events have not come yet:
@@ -77,6 +81,7 @@ func NewFollower(cfg Config) *Follower {
 	f := &Follower{
 		cfg:        cfg,
 		roots:      rootsOf(cfg.Patterns, cfg.SymlinkRoots),
+		baseOnly:   matchesInBaseOnly(cfg.Patterns),
 		own:        ownFiles(cfg.Ignore),
 		files:      make(map[fileID]*file),
 		byReal:     make(map[string]*file),
@@ -165,9 +170,10 @@ func (f *Follower) Run(ctx context.Context, finish <-chan struct{}, out Handler)
 	if err := f.scan(ctx, true); err != nil {
 		return err
 	}
-	rescan := time.NewTimer(f.cfg.RescanInterval)
+	first := f.rescanInterval(changes != nil && layout != nil)
+	rescan := time.NewTimer(first)
 	defer rescan.Stop()
-	rescanDue := time.Now().Add(f.cfg.RescanInterval)
+	rescanDue := time.Now().Add(first)
 	var scans scanCost
 	settle, multiline := stoppedTimer(), stoppedTimer()
 	settleArmed, multilineArmed := false, false
@@ -356,7 +362,7 @@ func (f *Follower) Run(ctx context.Context, finish <-chan struct{}, out Handler)
 			// Any scan checks everything the periodic one would; the next
 			// is due one interval later, or later still when scans are
 			// costly (thousands of files on a node).
-			next := scans.next(f.cfg.RescanInterval, time.Since(started))
+			next := scans.next(f.rescanInterval(changes != nil && layout != nil), time.Since(started))
 			rescan.Reset(next + f.cfg.Settle)
 			rescanDue = time.Now().Add(next)
 		}
@@ -390,6 +396,24 @@ func (f *Follower) takeOpens() {
 	if f.guards.running.Load() > rescues {
 		runtime.Gosched() // the rescue's turn: GOMAXPROCS is 1
 	}
+}
+
+// rescanInterval is how long after a scan the next periodic one is due:
+// the quiet interval while file events report every file that can
+// appear or change (both instances live, every pattern inside its
+// watched base directory, every directory watched) and no file waits for
+// a scan (a rotated or deleted file to finish after the rotate wait, a
+// possible copy to decide); the short one otherwise.
+func (f *Follower) rescanInterval(eventsLive bool) time.Duration {
+	if !eventsLive || !f.baseOnly || f.unwatched || len(f.deferred) > 0 {
+		return f.cfg.RescanInterval
+	}
+	for _, fl := range f.files {
+		if fl.rotated {
+			return f.cfg.RescanInterval
+		}
+	}
+	return f.cfg.QuietRescanInterval
 }
 
 // rescanBudget: a periodic scan comes no sooner than this many times what

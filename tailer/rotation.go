@@ -242,9 +242,13 @@ func (f *Follower) watchDirs() {
 	for real := range f.deferred {
 		dirs[filepath.Dir(real)] = true
 	}
+	f.unwatched = false
 	for dir := range dirs {
-		if err := f.watch.add(dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			f.cfg.Log.Debug().Err(err).Str("dir", dir).Msg("cannot watch")
+		if err := f.watch.add(dir); err != nil {
+			f.unwatched = true
+			if !errors.Is(err, fs.ErrNotExist) {
+				f.cfg.Log.Debug().Err(err).Str("dir", dir).Msg("cannot watch")
+			}
 		}
 	}
 }
