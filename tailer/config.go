@@ -12,8 +12,8 @@ import (
 const (
 	// DefaultRescanInterval is the safety net behind inotify: a glob that
 	// finds files whose events were missed (overflow, network filesystems).
-	// It also finishes rotated and deleted files, and decides possible
-	// copies, which nothing else does.
+	// It also finishes rotated and deleted files, and decides the possible
+	// copies that no write of theirs decided.
 	DefaultRescanInterval = 2 * time.Second
 	// DefaultQuietRescanInterval replaces it while events can see every
 	// file that may appear, and no scan is awaited (rescanInterval): the
