@@ -88,8 +88,8 @@ func sumOf(seq uint64, files []byte) uint32 {
 type entry struct {
 	source uint64
 	path   string
-	// pathJSON is path as a JSON string, made where path is set: a save
-	// encodes every entry each time, and the path is what needs escaping.
+	// pathJSON is path as a JSON string (setPath): a save encodes every
+	// entry each time, and the path is what needs escaping.
 	pathJSON []byte
 	id       fileID
 	fp       fingerprint
@@ -246,10 +246,12 @@ func decodeEntry(raw json.RawMessage) (*entry, error) {
 	if pos.Offset < 0 || pos.FPLen < 0 || pos.FPLen > fingerprintMax {
 		return nil, fmt.Errorf("offset %d or fingerprint length %d out of range", pos.Offset, pos.FPLen)
 	}
-	return &entry{
-		source: src, path: pos.Path, pathJSON: jsonString(pos.Path), id: fileID{Dev: pos.Dev, Ino: pos.Ino},
+	e := &entry{
+		source: src, id: fileID{Dev: pos.Dev, Ino: pos.Ino},
 		fp: fingerprint{Len: pos.FPLen, Sum: sum}, offset: pos.Offset, seen: pos.Seen,
-	}, nil
+	}
+	e.setPath(pos.Path)
+	return e, nil
 }
 
 // checkWritable proves that a file can be created at path, then removes it.
@@ -294,7 +296,7 @@ func (p *Positions) markDirtyLocked() {
 
 // track starts the checkpoint of a new generation at its start offset.
 func (p *Positions) track(e entry) {
-	e.pathJSON = jsonString(e.path)
+	e.setPath(e.path)
 	p.mu.Lock()
 	e.seen = time.Now()
 	p.entries[e.source] = &e
@@ -319,9 +321,9 @@ func (p *Positions) touch(source uint64, path string, fp fingerprint, now time.T
 	if e, ok := p.entries[source]; ok {
 		if e.path != path || e.fp != fp || now.Sub(e.seen) > seenResolution {
 			if e.path != path {
-				e.pathJSON = jsonString(path)
+				e.setPath(path)
 			}
-			e.path, e.fp, e.seen = path, fp, now
+			e.fp, e.seen = fp, now
 			p.markDirtyLocked()
 		}
 	}
@@ -453,11 +455,11 @@ func (p *Positions) appendEntriesLocked(b []byte) []byte {
 	return append(b, ']')
 }
 
-// jsonString is s as a JSON string, as encoding/json writes it (invalid
-// UTF-8 becomes U+FFFD, as it would in Position).
-func jsonString(s string) []byte {
-	b, _ := json.Marshal(s) // a string always encodes
-	return b
+// setPath names the entry's file, and escapes the name for the saves as
+// encoding/json would in Position (invalid UTF-8 becomes U+FFFD).
+func (e *entry) setPath(path string) {
+	e.pathJSON, _ = json.Marshal(path) // a string always encodes
+	e.path = path
 }
 
 // LastSaved is when positions were last written.
