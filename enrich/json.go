@@ -71,10 +71,22 @@ func (s *JSONScanner) String() ([]byte, bool) {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
 				s.i += 2
 			case 'u':
-				if _, ok := hex4(s.b[s.i+2:]); !ok {
+				r, ok := parseHex(s.b[s.i+2:], 4)
+				if !ok {
 					return nil, false
 				}
 				s.i += 6
+				// An escaped surrogate must be a high one followed by
+				// its low one (RFC 7493). Strict parsers such as
+				// serde_json, and so Vector, refuse a whole document
+				// that holds a lone one, so one line copied as it is
+				// would sink the batch around it.
+				if utf16.IsSurrogate(r) {
+					if r >= 0xDC00 || !s.lowSurrogateNext() {
+						return nil, false
+					}
+					s.i += 6
+				}
 			default:
 				return nil, false
 			}
@@ -91,6 +103,15 @@ func (s *JSONScanner) String() ([]byte, bool) {
 		}
 	}
 	return nil, false
+}
+
+// lowSurrogateNext reports whether an escaped low surrogate comes next.
+func (s *JSONScanner) lowSurrogateNext() bool {
+	if s.i+1 >= len(s.b) || s.b[s.i] != '\\' || s.b[s.i+1] != 'u' {
+		return false
+	}
+	r, ok := parseHex(s.b[s.i+2:], 4)
+	return ok && r >= 0xDC00 && r <= 0xDFFF
 }
 
 // ValueKind is the kind of a JSON value.
@@ -261,14 +282,14 @@ func Unquote(dst, raw []byte) ([]byte, bool) {
 		case 't':
 			dst = append(dst, '\t')
 		case 'u':
-			r, ok := hex4(raw[i+2:])
+			r, ok := parseHex(raw[i+2:], 4)
 			if !ok {
 				return dst, false
 			}
 			i += 6
 			if utf16.IsSurrogate(r) {
 				if i+1 < len(raw) && raw[i] == '\\' && raw[i+1] == 'u' {
-					if r2, ok := hex4(raw[i+2:]); ok {
+					if r2, ok := parseHex(raw[i+2:], 4); ok {
 						if dec := utf16.DecodeRune(r, r2); dec != utf8.RuneError {
 							dst = utf8.AppendRune(dst, dec)
 							i += 6
@@ -288,12 +309,13 @@ func Unquote(dst, raw []byte) ([]byte, bool) {
 	return dst, true
 }
 
-func hex4(b []byte) (rune, bool) {
-	if len(b) < 4 {
+// parseHex reads n hex digits at the start of b.
+func parseHex(b []byte, n int) (rune, bool) {
+	if len(b) < n {
 		return 0, false
 	}
 	var r rune
-	for _, c := range b[:4] {
+	for _, c := range b[:n] {
 		switch {
 		case c >= '0' && c <= '9':
 			r = r<<4 | rune(c-'0')

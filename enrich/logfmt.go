@@ -8,8 +8,9 @@ import "unicode/utf8"
 //
 //	time=2026-11-24T10:00:00Z level=info msg="user logged in" user=alice took=12ms
 //
-// A quoted value may hold \" \\ \n \r \t. A key without "=" is a flag and
-// gets the value true. Every other value is text: logfmt has no types.
+// A quoted value is unquoted as Go quotes (see logfmtQuoted). A key
+// without "=" is a flag and gets the value true. Every other value is
+// text: logfmt has no types.
 // A line without a single key=value pair is not logfmt.
 
 var jsonTrue = []byte("true")
@@ -68,7 +69,11 @@ func parseLogfmt(line []byte, f *Fields) bool {
 }
 
 // logfmtQuoted reads a quoted value starting after its quote, returning
-// it decoded and the index after the closing quote.
+// it decoded and the index after the closing quote. The escapes are Go's
+// (slog's TextHandler and logrus quote with strconv.Quote, go-logfmt
+// writes a subset of them), so \xff, \u2028 and \U0001f600 come back as
+// what was quoted. An escape Go does not know keeps its backslash: the
+// bytes are not ours to lose.
 func (f *Fields) logfmtQuoted(line []byte, i int) ([]byte, int, bool) {
 	start := len(f.buf)
 	for ; i < len(line); i++ {
@@ -83,19 +88,57 @@ func (f *Fields) logfmtQuoted(line []byte, i int) ([]byte, int, bool) {
 				return nil, 0, false
 			}
 			i++
-			switch e := line[i]; e {
-			case 'n':
-				f.buf = append(f.buf, '\n')
-			case 'r':
-				f.buf = append(f.buf, '\r')
-			case 't':
-				f.buf = append(f.buf, '\t')
-			default:
-				f.buf = append(f.buf, e)
-			}
+			f.buf, i = appendGoEscape(f.buf, line, i)
 		default:
 			f.buf = append(f.buf, c)
 		}
 	}
 	return nil, 0, false
 }
+
+// appendGoEscape appends what the escape at line[i] (just after its
+// backslash) stands for, and returns the index of its last byte. A \u or
+// \U that is not a Unicode character (a surrogate, beyond U+10FFFF)
+// becomes U+FFFD, as invalid bytes do in records.
+func appendGoEscape(dst, line []byte, i int) ([]byte, int) {
+	switch e := line[i]; e {
+	case 'a':
+		return append(dst, '\a'), i
+	case 'b':
+		return append(dst, '\b'), i
+	case 'f':
+		return append(dst, '\f'), i
+	case 'n':
+		return append(dst, '\n'), i
+	case 'r':
+		return append(dst, '\r'), i
+	case 't':
+		return append(dst, '\t'), i
+	case 'v':
+		return append(dst, '\v'), i
+	case '"', '\\', '/', '\'':
+		return append(dst, e), i
+	case 'x':
+		if b, ok := parseHex(line[i+1:], 2); ok {
+			return append(dst, byte(b)), i + 2
+		}
+	case 'u', 'U':
+		n := 4
+		if e == 'U' {
+			n = 8
+		}
+		if r, ok := parseHex(line[i+1:], n); ok {
+			if !utf8.ValidRune(r) {
+				r = utf8.RuneError
+			}
+			return utf8.AppendRune(dst, r), i + n
+		}
+	case '0', '1', '2', '3':
+		if i+2 < len(line) && isOctal(line[i+1]) && isOctal(line[i+2]) {
+			return append(dst, (e-'0')<<6|(line[i+1]-'0')<<3|(line[i+2]-'0')), i + 2
+		}
+	}
+	return append(dst, '\\', line[i]), i
+}
+
+func isOctal(c byte) bool { return c >= '0' && c <= '7' }

@@ -231,6 +231,55 @@ func TestParser_LogfmtAndRegex(t *testing.T) {
 	}
 }
 
+// Ensure values quoted by real Go loggers come back as they were logged:
+// slog's TextHandler and logrus quote with strconv.Quote, which escapes
+// control characters (\x01), U+2028 (\u2028), invalid bytes (\xff) and
+// more; go-logfmt writes \u00XX for control characters.
+func TestParser_LogfmtFromRealLoggers(t *testing.T) {
+	enc := mustEncoder(t)
+	p := mustParser(t, ParseLogfmt)
+	values := map[string]string{
+		"quote":   `say "hi" \ back\slash`,
+		"control": "bell\a tab\t nl\n cr\r ff\f vt\v bs\b nul\x00 esc\x1b del\x7f",
+		"sep":     "line\u2028para\u2029end",
+		"beyond":  "grin \U0001F600 and \u00e9",
+		"invalid": "caf\xe9 \xff",
+		"equals":  "a=b c",
+		"empty":   "",
+	}
+	var buf bytes.Buffer
+	attrs := []any{"seq", 1}
+	for _, k := range []string{"quote", "control", "sep", "beyond", "invalid", "equals", "empty"} {
+		attrs = append(attrs, k, values[k])
+	}
+	slog.New(slog.NewTextHandler(&buf, nil)).Info("text seq=1 \"q\"", attrs...)
+	line := strings.TrimSuffix(buf.String(), "\n")
+	m, ok := record(t, enc, p, line)
+	if !ok {
+		t.Fatalf("slog's text line did not parse: %s", line)
+	}
+	if m["message"] != `text seq=1 "q"` || m["seq"] != "1" || m["level"] != "INFO" {
+		t.Errorf("message %q, seq %#v, level %#v", m["message"], m["seq"], m["level"])
+	}
+	for k, v := range values {
+		if want := strings.ToValidUTF8(v, "\uFFFD"); m[k] != want {
+			t.Errorf("%s = %+q, want %+q (slog wrote %s)", k, m[k], want, line)
+		}
+	}
+
+	// go-logfmt's escapes, and escapes no Go quoter writes: an unknown one
+	// keeps its backslash, a surrogate or a rune beyond U+10FFFF is U+FFFD.
+	m, ok = record(t, enc, p, `a="x\u0001y\u001fz" b="\q\d" c="\ud800\U00110000" d="\101\400" e="\x4" f="\/"`)
+	if !ok {
+		t.Fatal("line did not parse")
+	}
+	for k, v := range map[string]string{"a": "x\x01y\x1fz", "b": `\q\d`, "c": "\uFFFD\uFFFD", "d": `A\400`, "e": `\x4`, "f": "/"} {
+		if m[k] != v {
+			t.Errorf("%s = %+q, want %+q", k, m[k], v)
+		}
+	}
+}
+
 // Ensure hostile or broken lines are refused whole: the caller ships them
 // as they are (and counts them); nothing panics, nothing is half parsed.
 func TestParser_BadInputIsRefusedWhole(t *testing.T) {
@@ -246,6 +295,12 @@ func TestParser_BadInputIsRefusedWhole(t *testing.T) {
 		{ParseJSON, "huge number", `{"msg":"a","n":1e999}`},
 		{ParseJSON, "huge integer", `{"msg":"a","n":` + strings.Repeat("9", 400) + `}`},
 		{ParseJSON, "invalid UTF-8", "{\"msg\":\"caf\xe9\"}"},
+		{ParseJSON, "escaped lone high surrogate", `{"msg":"a\ud800"}`},
+		{ParseJSON, "escaped lone low surrogate", `{"msg":"\udc00a"}`},
+		{ParseJSON, "escaped surrogates in the wrong order", `{"msg":"\ude00\ud83d"}`},
+		{ParseJSON, "escaped high surrogate before another escape", `{"msg":"\ud800\u0041"}`},
+		{ParseJSON, "escaped lone surrogate in a key", `{"\ud800":"a"}`},
+		{ParseJSON, "escaped lone surrogate nested", `{"msg":"a","x":{"y":["\udbff"]}}`},
 		{ParseJSON, "control character", "{\"msg\":\"a\tb\"}"},
 		{ParseJSON, "trailing garbage", `{"msg":"a"} x`},
 		{ParseJSON, "bad literal", `{"ok":tru}`},
@@ -273,6 +328,23 @@ func TestParser_BadInputIsRefusedWhole(t *testing.T) {
 				t.Fatalf("message = %.60q, want the line", got)
 			}
 		})
+	}
+}
+
+// Ensure escaped surrogate pairs, which JSON encoders of UTF-16 languages
+// write for characters beyond the BMP, parse, in either hex case, and
+// come out as the characters they stand for.
+func TestParser_JSONSurrogatePairs(t *testing.T) {
+	p := mustParser(t, ParseJSON)
+	m, ok := record(t, mustEncoder(t), p, `{"msg":"grin \ud83d\ude00","k\uD83D\uDE00":["\uDBFF\uDFFF"]}`)
+	if !ok {
+		t.Fatal("a line with escaped surrogate pairs was refused")
+	}
+	if m["message"] != "grin \U0001F600" {
+		t.Errorf("message = %q, want %q", m["message"], "grin \U0001F600")
+	}
+	if got, _ := m["k\U0001F600"].([]any); len(got) != 1 || got[0] != "\U0010FFFF" {
+		t.Errorf("k\U0001F600 = %#v, want [\"\U0010FFFF\"]", m["k\U0001F600"])
 	}
 }
 
@@ -484,6 +556,7 @@ func FuzzParser(f *testing.F) {
 	f.Add(`{"msg":"a","n":[1,{"b":null}],"t":true}`)
 	f.Add(`10.0.0.1 - - [02/Dec/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 5 "-" "ua"`)
 	f.Add(`a=1 b="x y" c`)
+	f.Add(`{"msg":"\ud83d\ude00 \ud800"}`)
 	enc, _ := NewEncoder([]Tag{{"_pod_name_", "w"}})
 	otlp := NewOTLPEncoder()
 	parsers := []*Parser{mustParser(f, ParseJSON, "_pod_name_"), mustParser(f, ParseNginx), mustParser(f, ParseLogfmt), mustParser(f, ParseRegex)}
@@ -499,12 +572,42 @@ func FuzzParser(f *testing.F) {
 				t.Fatalf("invalid JSON for %q: %s", line, out)
 			}
 			requireNoDuplicateKeys(t, out)
+			requirePairedSurrogates(t, out)
 			var lr logspb.LogRecord
 			if err := proto.Unmarshal(otlp.AppendRecord(nil, r), &lr); err != nil {
 				t.Fatalf("invalid LogRecord for %q: %v", line, err)
 			}
 		}
 	})
+}
+
+// requirePairedSurrogates fails when JSON text holds an escaped surrogate
+// that is not half of a pair, which strict parsers refuse (json.Valid
+// does not).
+func requirePairedSurrogates(t *testing.T, out []byte) {
+	t.Helper()
+	for i := 0; i+1 < len(out); i++ {
+		if out[i] != '\\' {
+			continue
+		}
+		i++ // the escaped character
+		if out[i] != 'u' {
+			continue
+		}
+		r, ok := parseHex(out[i+1:], 4)
+		switch {
+		case !ok:
+			t.Fatalf("bad \\u escape in %s", out)
+		case r >= 0xDC00 && r <= 0xDFFF:
+			t.Fatalf("lone low surrogate %U in %s", r, out)
+		case r >= 0xD800 && r <= 0xDBFF:
+			if lo, ok := parseHex(out[min(i+7, len(out)):], 4); !ok || i+6 >= len(out) || out[i+5] != '\\' || out[i+6] != 'u' || lo < 0xDC00 || lo > 0xDFFF {
+				t.Fatalf("lone high surrogate %U in %s", r, out)
+			}
+			i += 6
+		}
+		i += 4
+	}
 }
 
 // BenchmarkJSONWithEncodingJSON is the standard library's way to take a
