@@ -414,12 +414,16 @@ func (c *Config) deriveParsing() error {
 	default:
 		return bad("PARSE", "must be none, json, nginx, regex or logfmt, not %q", c.Parse)
 	}
-	pc := enrich.ParserConfig{Format: c.Parse, TimeKeys: c.TimeKey, Time: enrich.NewTimeFormat(c.TimeFormat)}
-	if len(pc.TimeKeys) == 0 {
-		pc.TimeKeys = enrich.DefaultTimeKeys(c.Parse)
-	}
 	if c.TimeFormat == "" {
 		return bad("TIME_FORMAT", "empty; want auto or a Go time layout")
+	}
+	timeFormat, err := enrich.NewTimeFormat(c.TimeFormat)
+	if err != nil {
+		return bad("TIME_FORMAT", "%w", err)
+	}
+	pc := enrich.ParserConfig{Format: c.Parse, TimeKeys: c.TimeKey, Time: timeFormat}
+	if len(pc.TimeKeys) == 0 {
+		pc.TimeKeys = enrich.DefaultTimeKeys(c.Parse)
 	}
 	if c.Parse == enrich.ParseJSON || c.Parse == enrich.ParseLogfmt {
 		pc.MessageKeys = c.MessageKey

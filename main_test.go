@@ -327,6 +327,8 @@ func TestRun_InvalidConfigurationExitsTwo(t *testing.T) {
 		{"shadowing tag", map[string]string{"TAILCAR_PATHS": paths, "TAILCAR_TAGS": "message=x"}, "TAILCAR_TAGS", "", false},
 		{"zero wait", map[string]string{"TAILCAR_PATHS": paths, "TAILCAR_BATCH_WAIT": "0s"}, "TAILCAR_BATCH_WAIT", "", false},
 		// 0 is a valid drain delay: the message must not say otherwise.
+		{"time layout without a year", map[string]string{"TAILCAR_PATHS": paths, "TAILCAR_PARSE": "json", "TAILCAR_TIME_FORMAT": "%Y-%m-%d %H:%M:%S"}, "TAILCAR_TIME_FORMAT", "", false},
+		{"time layout of time only", map[string]string{"TAILCAR_PATHS": paths, "TAILCAR_PARSE": "json", "TAILCAR_TIME_FORMAT": "15:04:05"}, "TAILCAR_TIME_FORMAT", "", false},
 		{"negative delay", map[string]string{"TAILCAR_PATHS": paths, "TAILCAR_DRAIN_DELAY": "-1s"}, "TAILCAR_DRAIN_DELAY: must be 0 or more, not -1s", "", false},
 		{"missing CA", map[string]string{"TAILCAR_PATHS": paths, "TAILCAR_SINK": "http", "TAILCAR_SINK_URL": "https://127.0.0.1:1", "TAILCAR_TLS_CA": "/nonexistent.pem"}, "TAILCAR_TLS_CA", "", true},
 		{"secret twice", map[string]string{"TAILCAR_PATHS": paths, "TAILCAR_SINK_TOKEN": "a", "TAILCAR_SINK_TOKEN_FILE": "/etc/hostname"}, "TAILCAR_SINK_TOKEN_FILE", "", false},

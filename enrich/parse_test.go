@@ -432,9 +432,57 @@ func TestTimeFormat_Auto(t *testing.T) {
 			t.Errorf("%q read as %v", bad, got)
 		}
 	}
-	custom := NewTimeFormat("2006-01-02 15:04:05.000")
+	custom, err := NewTimeFormat("2006-01-02 15:04:05.000")
+	if err != nil {
+		t.Fatal(err)
+	}
 	if got, ok := custom.Parse([]byte("2026-12-02 10:00:00.123"), false); !ok || !got.Equal(want.Truncate(time.Millisecond)) {
 		t.Errorf("custom layout: %v %v", got, ok)
+	}
+}
+
+// Ensure a layout must read a date, and one without a year (syslog's)
+// reads the year that puts the time nearest before now.
+func TestTimeFormat_Layouts(t *testing.T) {
+	for _, layout := range []string{"garbage", "%Y-%m-%d %H:%M:%S", "15:04:05", "Jan 15:04:05"} {
+		if _, err := NewTimeFormat(layout); err == nil {
+			t.Errorf("layout %q accepted; want it refused, as it reads no date", layout)
+		}
+	}
+	for _, tc := range []struct{ layout, in, want string }{
+		{"2006-01-02", "2026-12-04", "2026-12-04T00:00:00Z"},
+		{"02/Jan/06 15:04", "04/Dec/26 10:30", "2026-12-04T10:30:00Z"},
+		{time.RFC1123Z, "Fri, 04 Dec 2026 10:30:00 +0100", "2026-12-04T09:30:00Z"},
+	} {
+		tf, err := NewTimeFormat(tc.layout)
+		if err != nil {
+			t.Fatalf("%q: %v", tc.layout, err)
+		}
+		if got, ok := tf.Parse([]byte(tc.in), false); !ok || got.Format(time.RFC3339) != tc.want {
+			t.Errorf("%q in %q: %v %v, want %s", tc.in, tc.layout, got, ok, tc.want)
+		}
+	}
+
+	syslog, err := NewTimeFormat(time.Stamp) // Jan _2 15:04:05
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	in := now.Add(-time.Hour).Format(time.Stamp)
+	if got, ok := syslog.Parse([]byte(in), false); !ok || !got.Equal(now.Add(-time.Hour).Truncate(time.Second)) {
+		t.Errorf("syslog time %q an hour ago: %v %v", in, got, ok)
+	}
+	for _, tc := range []struct{ in, now, want string }{
+		{"Dec  4 10:30:00", "2026-12-04T11:00:00Z", "2026-12-04T10:30:00Z"},
+		{"Dec 31 23:59:59", "2027-01-01T00:00:05Z", "2026-12-31T23:59:59Z"}, // across new year
+		{"Dec  5 00:30:00", "2026-12-04T23:00:00Z", "2026-12-05T00:30:00Z"}, // a clock a little ahead
+		{"Mar  1 00:00:00", "2026-12-04T11:00:00Z", "2026-03-01T00:00:00Z"}, // a backlog of months
+	} {
+		read, _ := time.Parse(time.Stamp, tc.in)
+		now, _ := time.Parse(time.RFC3339, tc.now)
+		if got := withYear(read, now).Format(time.RFC3339); got != tc.want {
+			t.Errorf("%q read at %s: %s, want %s", tc.in, tc.now, got, tc.want)
+		}
 	}
 }
 

@@ -1,6 +1,7 @@
 package enrich
 
 import (
+	"fmt"
 	"time"
 )
 
@@ -12,14 +13,31 @@ const TimeAuto = "auto"
 type TimeFormat struct {
 	// Layout is a Go layout; empty means auto.
 	Layout string
+	// yearless is set for a layout with a month and a day but no year,
+	// as syslog's Jan _2 15:04:05: the year is inferred (see withYear).
+	yearless bool
 }
 
 // NewTimeFormat returns the TimeFormat for a TAILCAR_TIME_FORMAT value.
-func NewTimeFormat(v string) TimeFormat {
+// A layout must read a date: without one every time is in the year 0,
+// which Parse refuses, so each line would silently keep its read time.
+// That is what a layout written as strftime (%Y-%m-%d) or with a typo in
+// the reference time would do.
+func NewTimeFormat(v string) (TimeFormat, error) {
 	if v == TimeAuto {
-		return TimeFormat{}
+		return TimeFormat{}, nil
 	}
-	return TimeFormat{Layout: v}
+	// Not the reference time itself: a layout that reads no month would
+	// still give its January 2nd.
+	probe := time.Date(2007, 3, 4, 16, 5, 6, 0, time.UTC)
+	t, err := time.Parse(v, probe.Format(v))
+	switch {
+	case err == nil && t.Year() == probe.Year():
+		return TimeFormat{Layout: v}, nil
+	case err == nil && t.Year() == 0 && t.Month() == probe.Month() && t.Day() == probe.Day():
+		return TimeFormat{Layout: v, yearless: true}, nil
+	}
+	return TimeFormat{}, fmt.Errorf("layout %q reads no date: want auto or a Go layout of the time Mon Jan 2 15:04:05 MST 2006, such as 2006-01-02 15:04:05", v)
 }
 
 // Parse reads b, the text of a time field (a JSON number when number is
@@ -31,6 +49,9 @@ func NewTimeFormat(v string) TimeFormat {
 func (tf TimeFormat) Parse(b []byte, number bool) (time.Time, bool) {
 	if tf.Layout != "" {
 		t, err := time.Parse(tf.Layout, string(b))
+		if err == nil && tf.yearless {
+			t = withYear(t, time.Now())
+		}
 		if err != nil || t.Year() < minYear || t.Year() > maxYear {
 			return time.Time{}, false
 		}
@@ -139,4 +160,16 @@ func parseCommonLog(b []byte) (time.Time, bool) {
 		offset = -offset
 	}
 	return civil(year, month, day, hour, minute, sec, 0, offset)
+}
+
+// withYear gives t, read without a year, the year that puts it nearest
+// before now, as syslog daemons do: this year, or last year when that
+// would be more than a day ahead (a December line read in January). The
+// day's slack covers time zones and clocks a little ahead.
+func withYear(t, now time.Time) time.Time {
+	y := time.Date(now.Year(), t.Month(), t.Day(), t.Hour(), t.Minute(), t.Second(), t.Nanosecond(), t.Location())
+	if y.After(now.Add(24 * time.Hour)) {
+		y = y.AddDate(-1, 0, 0)
+	}
+	return y
 }
