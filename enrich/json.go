@@ -1,6 +1,7 @@
 package enrich
 
 import (
+	"bytes"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -12,14 +13,72 @@ const MaxJSONDepth = 64
 
 // JSONScanner walks JSON text without building anything, and checks it
 // strictly as it goes: what it accepts may be copied into a record as it
-// is, and the record stays valid JSON.
+// is, and the record stays valid JSON that backends take. Elasticsearch
+// refuses a document with a key twice in any object, so a nested object
+// with a repeated key is refused as a top-level one is.
 type JSONScanner struct {
 	b []byte
 	i int
+	// keys holds the keys of the objects being read, innermost last, and
+	// unquoted the text of those that had escapes; both are reused.
+	keys     [][]byte
+	unquoted []byte
+	// many holds, per depth, the keys of an object with more than
+	// keysCompared of them, so that checking them is not quadratic.
+	many [MaxJSONDepth]map[string]struct{}
 }
 
+// keysCompared is how many keys of one object are checked against each
+// other one by one; beyond it a map takes over (allocating, which small
+// objects never do).
+const keysCompared = 32
+
 // Reset starts scanning b.
-func (s *JSONScanner) Reset(b []byte) { s.b, s.i = b, 0 }
+func (s *JSONScanner) Reset(b []byte) {
+	s.b, s.i = b, 0
+	s.keys, s.unquoted = s.keys[:0], s.unquoted[:0]
+}
+
+// newKey records raw, a key of the object at depth whose keys start at
+// s.keys[base], and reports whether that object had no such key yet.
+// Keys are compared unescaped: "m\u0073g" is "msg".
+func (s *JSONScanner) newKey(depth, base int, raw []byte) bool {
+	key := raw
+	if bytes.IndexByte(raw, '\\') >= 0 {
+		// Growing unquoted leaves earlier keys in the old array, intact.
+		start := len(s.unquoted)
+		var ok bool
+		if s.unquoted, ok = Unquote(s.unquoted, raw); !ok {
+			return false
+		}
+		key = s.unquoted[start:len(s.unquoted):len(s.unquoted)]
+	}
+	seen := s.keys[base:]
+	switch {
+	case len(seen) < keysCompared:
+		for _, k := range seen {
+			if bytes.Equal(k, key) {
+				return false
+			}
+		}
+	case len(seen) == keysCompared:
+		if s.many[depth] == nil {
+			s.many[depth] = make(map[string]struct{}, 2*keysCompared)
+		}
+		clear(s.many[depth])
+		for _, k := range seen {
+			s.many[depth][string(k)] = struct{}{}
+		}
+		fallthrough
+	default:
+		if _, dup := s.many[depth][string(key)]; dup {
+			return false
+		}
+		s.many[depth][string(key)] = struct{}{}
+	}
+	s.keys = append(s.keys, key)
+	return true
+}
 
 // AtEnd reports whether only white space is left.
 func (s *JSONScanner) AtEnd() bool {
@@ -160,9 +219,11 @@ func (s *JSONScanner) value(depth int) (ValueKind, bool) {
 		if s.Consume(closing) {
 			return kind, true
 		}
+		base := len(s.keys)
 		for {
 			if kind == KindObject {
-				if _, ok := s.String(); !ok || !s.Consume(':') {
+				key, ok := s.String()
+				if !ok || !s.Consume(':') || !s.newKey(depth, base, key) {
 					return 0, false
 				}
 			}
@@ -171,6 +232,7 @@ func (s *JSONScanner) value(depth int) (ValueKind, bool) {
 				return 0, false
 			}
 			if s.Consume(closing) {
+				s.keys = s.keys[:base]
 				return kind, true
 			}
 			if !s.Consume(',') {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"regexp"
@@ -62,25 +63,60 @@ func record(t *testing.T, enc *Encoder, p *Parser, line string) (map[string]any,
 func requireNoDuplicateKeys(t *testing.T, obj []byte) {
 	t.Helper()
 	d := json.NewDecoder(bytes.NewReader(obj))
-	if _, err := d.Token(); err != nil {
-		t.Fatal(err)
-	}
-	seen := map[string]bool{}
-	for d.More() {
-		k, err := d.Token()
+	// One set of keys per object being read, innermost last; nil for an
+	// array.
+	var open []map[string]bool
+	expectKey := func() bool { return len(open) > 0 && open[len(open)-1] != nil }
+	for {
+		// In an object, a string token that comes where a key may come is
+		// a key: the decoder reads values whole after it.
+		isKey := expectKey()
+		tok, err := d.Token()
+		if err == io.EOF {
+			return
+		}
 		if err != nil {
 			t.Fatal(err)
 		}
-		key := k.(string)
-		if seen[key] {
-			t.Fatalf("key %q twice in %s", key, obj)
-		}
-		seen[key] = true
-		var skip json.RawMessage
-		if err := d.Decode(&skip); err != nil {
-			t.Fatal(err)
+		switch v := tok.(type) {
+		case json.Delim:
+			switch v {
+			case '{':
+				open = append(open, map[string]bool{})
+			case '[':
+				open = append(open, nil)
+			default:
+				open = open[:len(open)-1]
+			}
+			continue
+		case string:
+			if isKey {
+				if open[len(open)-1][v] {
+					t.Fatalf("key %q twice in one object of %s", v, obj)
+				}
+				open[len(open)-1][v] = true
+				if err := readValue(d, &open); err != nil {
+					t.Fatal(err)
+				}
+			}
 		}
 	}
+}
+
+// readValue reads an object member's value: a scalar whole, or the
+// opening of an object or array, which it pushes on open.
+func readValue(d *json.Decoder, open *[]map[string]bool) error {
+	tok, err := d.Token()
+	if err != nil {
+		return err
+	}
+	switch tok {
+	case json.Delim('{'):
+		*open = append(*open, map[string]bool{})
+	case json.Delim('['):
+		*open = append(*open, nil)
+	}
+	return nil
 }
 
 func mustEncoder(t testing.TB, tags ...Tag) *Encoder {
@@ -291,6 +327,10 @@ func TestParser_BadInputIsRefusedWhole(t *testing.T) {
 		{ParseJSON, "truncated object", `{"msg":"a","level":"in`},
 		{ParseJSON, "duplicate keys", `{"msg":"a","msg":"b"}`},
 		{ParseJSON, "duplicate keys once unescaped", `{"msg":"a","m\u0073g":"b"}`},
+		{ParseJSON, "duplicate keys nested", `{"msg":"a","n":{"x":1,"y":{"z":1},"x":2}}`},
+		{ParseJSON, "duplicate keys in an object in an array", `{"msg":"a","n":[{"y":1},{"y":1,"y":2}]}`},
+		{ParseJSON, "duplicate nested keys once unescaped", `{"msg":"a","n":{"k":1,"\u006b":2}}`},
+		{ParseJSON, "duplicate keys in a big nested object", `{"msg":"a","n":{` + manyKeys(100, 0) + `,"k50":0}}`},
 		{ParseJSON, "100,000 levels of nesting", `{"x":` + deep + `}`},
 		{ParseJSON, "huge number", `{"msg":"a","n":1e999}`},
 		{ParseJSON, "huge integer", `{"msg":"a","n":` + strings.Repeat("9", 400) + `}`},
@@ -328,6 +368,34 @@ func TestParser_BadInputIsRefusedWhole(t *testing.T) {
 				t.Fatalf("message = %.60q, want the line", got)
 			}
 		})
+	}
+}
+
+// manyKeys returns n members "k0":v … "k<n-1>":v for an object.
+func manyKeys(n, v int) string {
+	members := make([]string, n)
+	for i := range members {
+		members[i] = fmt.Sprintf(`"k%d":%d`, i, v)
+	}
+	return strings.Join(members, ",")
+}
+
+// Ensure a key may repeat across objects, only not within one: in
+// siblings, in an object and the one it holds, in an array's objects,
+// and in big objects (the map a scanner uses past 32 keys is emptied for
+// the next).
+func TestParser_JSONNestedKeysPerObject(t *testing.T) {
+	p := mustParser(t, ParseJSON)
+	line := `{"msg":"a","x":{"x":{"x":1}},"p":{"c":{"k":1},"k":2},"b":{"x":2},"c":[{"x":1},{"x":2,"y":[{"x":3}]}],` +
+		`"big1":{` + manyKeys(100, 1) + `},"big2":{` + manyKeys(100, 2) + `},"big3":[{` + manyKeys(40, 3) + `,"in":{` + manyKeys(40, 4) + `}},{` + manyKeys(40, 5) + `}]}`
+	for range 2 { // and again with the scanner's buffers in use
+		m, ok := record(t, mustEncoder(t), p, line)
+		if !ok {
+			t.Fatal("a line with keys repeated only across objects was refused")
+		}
+		if big2, _ := m["big2"].(map[string]any); len(big2) != 100 || big2["k99"] != json.Number("2") {
+			t.Fatalf("big2 = %v", m["big2"])
+		}
 	}
 }
 
@@ -605,6 +673,7 @@ func FuzzParser(f *testing.F) {
 	f.Add(`10.0.0.1 - - [02/Dec/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 5 "-" "ua"`)
 	f.Add(`a=1 b="x y" c`)
 	f.Add(`{"msg":"\ud83d\ude00 \ud800"}`)
+	f.Add(`{"msg":"a","n":[{"x":1,"x":2}]}`)
 	enc, _ := NewEncoder([]Tag{{"_pod_name_", "w"}})
 	otlp := NewOTLPEncoder()
 	parsers := []*Parser{mustParser(f, ParseJSON, "_pod_name_"), mustParser(f, ParseNginx), mustParser(f, ParseLogfmt), mustParser(f, ParseRegex)}
