@@ -324,6 +324,7 @@ func TestRun_InvalidConfigurationExitsTwo(t *testing.T) {
 		{"bad regexp", map[string]string{"TAILCAR_PATHS": paths, "TAILCAR_MULTILINE_START": "(["}, "TAILCAR_MULTILINE_START", "", false},
 		{"bad level", map[string]string{"TAILCAR_PATHS": paths, "TAILCAR_LOG_LEVEL": ""}, "TAILCAR_LOG_LEVEL", "", false},
 		{"bad tags", map[string]string{"TAILCAR_PATHS": paths, "TAILCAR_TAGS": "novalue"}, "TAILCAR_TAGS", "", false},
+		{"tag ending with a dot", map[string]string{"TAILCAR_PATHS": paths, "TAILCAR_TAGS": "team.=x"}, "TAILCAR_TAGS", "", false},
 		{"shadowing tag", map[string]string{"TAILCAR_PATHS": paths, "TAILCAR_TAGS": "message=x"}, "TAILCAR_TAGS", "", false},
 		{"zero wait", map[string]string{"TAILCAR_PATHS": paths, "TAILCAR_BATCH_WAIT": "0s"}, "TAILCAR_BATCH_WAIT", "", false},
 		// 0 is a valid drain delay: the message must not say otherwise.

@@ -14,8 +14,9 @@ const MaxJSONDepth = 64
 // JSONScanner walks JSON text without building anything, and checks it
 // strictly as it goes: what it accepts may be copied into a record as it
 // is, and the record stays valid JSON that backends take. Elasticsearch
-// refuses a document with a key twice in any object, so a nested object
-// with a repeated key is refused as a top-level one is.
+// refuses a document with a key twice in any object, or a key that is not
+// a field name to it (IsFieldName), so a nested object with such a key is
+// refused as a top-level one is.
 type JSONScanner struct {
 	b []byte
 	i int
@@ -26,6 +27,27 @@ type JSONScanner struct {
 	// many holds, per depth, the keys of an object with more than
 	// keysCompared of them, so that checking them is not quadratic.
 	many [MaxJSONDepth]map[string]struct{}
+}
+
+// IsFieldName reports whether Elasticsearch takes key as a field name:
+// it splits a name at its dots into objects, and refuses a document with
+// a name whose pieces are not all there (empty, only white space, a dot
+// at either end, two dots in a row). A record with such a field would be
+// refused whole, so a line that gives one is not parsed.
+func IsFieldName(key []byte) bool {
+	blank := true // the piece so far is empty or white space (≤ ' ', as Java's trim)
+	for _, c := range key {
+		switch {
+		case c == '.':
+			if blank {
+				return false
+			}
+			blank = true
+		case c > ' ':
+			blank = false
+		}
+	}
+	return !blank
 }
 
 // keysCompared is how many keys of one object are checked against each
@@ -52,6 +74,9 @@ func (s *JSONScanner) newKey(depth, base int, raw []byte) bool {
 			return false
 		}
 		key = s.unquoted[start:len(s.unquoted):len(s.unquoted)]
+	}
+	if !IsFieldName(key) {
+		return false
 	}
 	seen := s.keys[base:]
 	switch {

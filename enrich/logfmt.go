@@ -30,9 +30,10 @@ func parseLogfmt(line []byte, f *Fields) bool {
 			i++
 		}
 		key := line[start:i]
-		if len(key) == 0 || !utf8.Valid(key) {
-			// A quote, a control byte or "=" where a key should start; or a
-			// key that could only be written with U+FFFD in it, making two
+		if !IsFieldName(key) || !utf8.Valid(key) {
+			// A quote, a control byte or "=" where a key should start; a
+			// key with a dot at either end or two in a row; or a key that
+			// could only be written with U+FFFD in it, making two
 			// different keys one.
 			return false
 		}

@@ -424,6 +424,9 @@ func (p *Parser) parseJSON(line []byte, f *Fields) bool {
 			}
 			key = f.buf[start:len(f.buf):len(f.buf)]
 		}
+		if !IsFieldName(key) {
+			return false
+		}
 		val, kind, ok := s.Value()
 		if !ok {
 			return false

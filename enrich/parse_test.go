@@ -94,6 +94,9 @@ func requireNoDuplicateKeys(t *testing.T, obj []byte) {
 				if open[len(open)-1][v] {
 					t.Fatalf("key %q twice in one object of %s", v, obj)
 				}
+				if !IsFieldName([]byte(v)) {
+					t.Fatalf("key %q, which Elasticsearch refuses, in %s", v, obj)
+				}
 				open[len(open)-1][v] = true
 				if err := readValue(d, &open); err != nil {
 					t.Fatal(err)
@@ -327,6 +330,15 @@ func TestParser_BadInputIsRefusedWhole(t *testing.T) {
 		{ParseJSON, "truncated object", `{"msg":"a","level":"in`},
 		{ParseJSON, "duplicate keys", `{"msg":"a","msg":"b"}`},
 		{ParseJSON, "duplicate keys once unescaped", `{"msg":"a","m\u0073g":"b"}`},
+		{ParseJSON, "empty key", `{"msg":"a","":1}`},
+		{ParseJSON, "key of white space", `{"msg":"a"," \t":1}`},
+		{ParseJSON, "key ending with a dot", `{"msg":"a","a.":1}`},
+		{ParseJSON, "key starting with a dot", `{"msg":"a",".a":1}`},
+		{ParseJSON, "key with two dots in a row", `{"msg":"a","a..b":1}`},
+		{ParseJSON, "key with white space between dots", `{"msg":"a","a. .b":1}`},
+		{ParseJSON, "key of a dot once unescaped", `{"msg":"a","\u002e":1}`},
+		{ParseJSON, "empty key nested", `{"msg":"a","n":[{"ok":{"":1}}]}`},
+		{ParseJSON, "nested key ending with a dot", `{"msg":"a","n":{"b.":1}}`},
 		{ParseJSON, "duplicate keys nested", `{"msg":"a","n":{"x":1,"y":{"z":1},"x":2}}`},
 		{ParseJSON, "duplicate keys in an object in an array", `{"msg":"a","n":[{"y":1},{"y":1,"y":2}]}`},
 		{ParseJSON, "duplicate nested keys once unescaped", `{"msg":"a","n":{"k":1,"\u006b":2}}`},
@@ -351,6 +363,8 @@ func TestParser_BadInputIsRefusedWhole(t *testing.T) {
 		{ParseNginx, "status not a number", `10.0.0.1 - - [02/Dec/2026:10:00:00 +0000] "GET / HTTP/1.1" abc 5`},
 		{ParseRegex, "no match", `lowercase start`},
 		{ParseLogfmt, "no pair", `just words here`},
+		{ParseLogfmt, "key ending with a dot", `msg=hi a.=1`},
+		{ParseLogfmt, "key of dots", `msg=hi ..=1`},
 		{ParseLogfmt, "unterminated quote", `msg="never closed`},
 	} {
 		t.Run(tc.format+"/"+tc.name, func(t *testing.T) {
@@ -368,6 +382,21 @@ func TestParser_BadInputIsRefusedWhole(t *testing.T) {
 				t.Fatalf("message = %.60q, want the line", got)
 			}
 		})
+	}
+}
+
+// Ensure the names Elasticsearch takes are field names, and the ones it
+// refuses a document for are not.
+func TestIsFieldName(t *testing.T) {
+	for _, name := range []string{"a", "a.b", "http.request.method", "a b", " a", "a .b", "@timestamp", "_pod_name_", "ü", "k\U0001F600"} {
+		if !IsFieldName([]byte(name)) {
+			t.Errorf("%q refused", name)
+		}
+	}
+	for _, name := range []string{"", " ", "\t\n", ".", "..", ".a", "a.", "a..b", "a. .b", "a.\t", " .a"} {
+		if IsFieldName([]byte(name)) {
+			t.Errorf("%q taken", name)
+		}
 	}
 }
 
@@ -674,6 +703,8 @@ func FuzzParser(f *testing.F) {
 	f.Add(`a=1 b="x y" c`)
 	f.Add(`{"msg":"\ud83d\ude00 \ud800"}`)
 	f.Add(`{"msg":"a","n":[{"x":1,"x":2}]}`)
+	f.Add(`{"msg":"a","n":{"a..b":1},"":2}`)
+	f.Add(`msg=a .=1`)
 	enc, _ := NewEncoder([]Tag{{"_pod_name_", "w"}})
 	otlp := NewOTLPEncoder()
 	parsers := []*Parser{mustParser(f, ParseJSON, "_pod_name_"), mustParser(f, ParseNginx), mustParser(f, ParseLogfmt), mustParser(f, ParseRegex)}

@@ -99,6 +99,9 @@ func NewEncoder(tags []Tag) (*Encoder, error) {
 		if seen[t.Name] {
 			return nil, &TagError{i, t.Name, "is given twice"}
 		}
+		if !IsFieldName([]byte(t.Name)) {
+			return nil, &TagError{i, t.Name, "is not a field name Elasticsearch takes (empty or blank, a dot at either end, or two in a row)"}
+		}
 		seen[t.Name] = true
 		enc = append(enc, ',')
 		enc = AppendString(enc, []byte(t.Name))
