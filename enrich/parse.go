@@ -74,10 +74,14 @@ type Parser struct {
 func NewParser(cfg ParserConfig) (*Parser, error) {
 	p := &Parser{cfg: cfg, taken: make(map[string]bool)}
 	for _, name := range slices.Concat(ownFields, cfg.Taken) {
-		p.taken[name] = true
-		if name != "" {
-			p.takenShape[name[0]] |= 1 << (len(name) % 64)
+		// A tag k8s.pod is the object k8s to Elasticsearch: an app's k8s
+		// would collide with it.
+		for i := range len(name) {
+			if name[i] == '.' {
+				p.take(name[:i])
+			}
 		}
+		p.take(name)
 	}
 	for _, k := range cfg.MessageKeys {
 		p.messageKeys = append(p.messageKeys, []byte(k))
@@ -300,7 +304,36 @@ func (p *Parser) settle(f *Fields) bool {
 // isTaken reports whether a field named key would collide with one of
 // tailcar's fields or a tag.
 func (p *Parser) isTaken(key []byte) bool {
+	if len(key) == 0 || p.takenShape[key[0]] == 0 {
+		return false // no taken name, nor a prefix of one, starts so
+	}
+	if p.isTakenName(key) {
+		return true
+	}
+	// Elasticsearch reads file.name as the field name of the object file:
+	// it collides with our file as an app's file would.
+	for i := bytes.IndexByte(key, '.'); i > 0; {
+		if p.isTakenName(key[:i]) {
+			return true
+		}
+		j := bytes.IndexByte(key[i+1:], '.')
+		if j < 0 {
+			break
+		}
+		i += 1 + j
+	}
+	return false
+}
+
+func (p *Parser) isTakenName(key []byte) bool {
 	return len(key) > 0 && p.takenShape[key[0]]&(1<<(len(key)%64)) != 0 && p.taken[string(key)]
+}
+
+func (p *Parser) take(name string) {
+	p.taken[name] = true
+	if name != "" {
+		p.takenShape[name[0]] |= 1 << (len(name) % 64)
+	}
 }
 
 // regexMessage is the regex group named message, if any; no other

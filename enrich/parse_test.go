@@ -400,6 +400,37 @@ func TestIsFieldName(t *testing.T) {
 	}
 }
 
+// Ensure a dotted key is renamed when Elasticsearch would read it as an
+// object named like one of our fields or tags (file.name is the field name
+// of the object file), and a key is renamed when a dotted tag makes it
+// an object (the tag team.name makes team one); keys that only share a
+// start are left alone.
+func TestParser_DottedKeysMeetingOurFields(t *testing.T) {
+	tags := []Tag{{"_pod_name_", "web"}, {"team.name", "shop"}}
+	p := mustParser(t, ParseJSON, "_pod_name_", "team.name")
+	var buf bytes.Buffer
+	slog.New(slog.NewJSONHandler(&buf, nil)).Info("dots", "file.name", "a.go", "message.id", 7, "_pod_name_.x", "y",
+		"team", "mine", "team.lead", "ann", "files.n", 2, "filename", "b.go", "http.method", "GET")
+	m, ok := record(t, mustEncoder(t, tags...), p, strings.TrimSpace(buf.String()))
+	if !ok {
+		t.Fatalf("line refused: %s", buf.String())
+	}
+	for k, v := range map[string]any{
+		"app_file.name": "a.go", "app_message.id": json.Number("7"), "app__pod_name_.x": "y",
+		"app_team": "mine", "app_team.lead": "ann", "files.n": json.Number("2"), "filename": "b.go", "http.method": "GET",
+		"file": "/var/log/app.log", "team.name": "shop", "message": "dots",
+	} {
+		if m[k] != v {
+			t.Errorf("%s = %#v, want %#v", k, m[k], v)
+		}
+	}
+	for _, k := range []string{"file.name", "message.id", "_pod_name_.x", "team", "team.lead"} {
+		if _, ok := m[k]; ok {
+			t.Errorf("%s kept under its own name: %v", k, m)
+		}
+	}
+}
+
 // manyKeys returns n members "k0":v … "k<n-1>":v for an object.
 func manyKeys(n, v int) string {
 	members := make([]string, n)
