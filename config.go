@@ -89,7 +89,7 @@ type Config struct {
 	// ESIndex is the target of the bulk create actions.
 	ESIndex string `envconfig:"ES_INDEX" default:"logs-tailcar-default" desc:"index or data stream for _bulk create actions; the default matches the logs-*-* data stream template"`
 	// LokiLabels are the tags that become Loki stream labels.
-	LokiLabels List `envconfig:"LOKI_LABELS" default:"_namespace_,_pod_name_" desc:"comma-separated tag names that become Loki stream labels (keep them low-cardinality); other fields stay in the line"`
+	LokiLabels List `envconfig:"LOKI_LABELS" default:"_namespace_,_pod_name_" desc:"comma-separated names of tags or path tags that become Loki stream labels, a stream per Pod in node mode (label names; keep them low-cardinality); other fields stay in the line"`
 	// LokiTenant is sent as X-Scope-OrgID.
 	LokiTenant string `envconfig:"LOKI_TENANT" desc:"Loki tenant, sent as X-Scope-OrgID"`
 	// TLSCA is a PEM CA bundle.
@@ -123,8 +123,12 @@ type Config struct {
 	envTagsVar string       // the variable the env tag names came from
 	tagValues  []enrich.Tag // env tags that are set, then static tags
 	encoder    recordEncoder
-	resources  *enrich.Resources // the OTLP sink's; nil for the others
-	parser     *enrich.Parser    // nil for TAILCAR_PARSE=none
+	// groups give each file the group its records are sent in: the OTLP
+	// sink's resources, or the loki sink's stream labels when a path
+	// gives some; nil otherwise.
+	groups     fileGroups
+	lokiLabels *enrich.LokiLabels // the loki sink's; nil for the others
+	parser     *enrich.Parser     // nil for TAILCAR_PARSE=none
 	format     tailer.Format
 	pathTagger *enrich.PathTagger // nil without TAILCAR_PATH_TAGS
 	filter     enrich.Filter
@@ -358,10 +362,18 @@ func (c *Config) derive(lookupEnv func(string) (string, bool)) error {
 	if err := c.deriveContainers(); err != nil {
 		return err
 	}
-	if c.Sink == "otlp" {
+	switch c.Sink {
+	case "otlp":
 		// Tags and path tags are the resource, not fields of each record.
 		c.encoder = enrich.NewOTLPEncoder()
-		c.resources = enrich.NewResources(c.tagValues, c.pathTagger)
+		c.groups = enrich.NewResources(c.tagValues, c.pathTagger)
+	case "loki":
+		if c.lokiLabels, err = enrich.NewLokiLabels(c.LokiLabels, c.tagValues, c.pathTagger); err != nil {
+			return bad("LOKI_LABELS", "%w", err)
+		}
+		if c.lokiLabels.FromPaths() {
+			c.groups = c.lokiLabels
+		}
 	}
 	return c.deriveParsing()
 }
@@ -479,20 +491,6 @@ func (c *Config) endpoint() (ship.Endpoint, error) {
 		URL: u, Headers: headers, User: c.SinkUser, Password: c.SinkPassword, Token: c.SinkToken,
 		APIKey: c.ESAPIKey, Tenant: c.LokiTenant, Compression: c.Compression, TLS: tlsCfg,
 	}, nil
-}
-
-// lokiLabels maps each configured label name to its tag's value; a label
-// whose tag is not set is left out.
-func (c *Config) lokiLabels() map[string]string {
-	labels := make(map[string]string)
-	for _, name := range c.LokiLabels {
-		for _, t := range c.tagValues {
-			if t.Name == name {
-				labels[name] = t.Value
-			}
-		}
-	}
-	return labels
 }
 
 // secretFile is the _FILE variant given for a secret, if any.

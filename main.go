@@ -128,7 +128,7 @@ func newSink(cfg *Config, stdout io.Writer) (ship.Sink, error) {
 	case "elasticsearch":
 		return ship.NewElasticsearch(ep, cfg.ESIndex)
 	case "loki":
-		return ship.NewLoki(ep, cfg.lokiLabels())
+		return ship.NewLoki(ep, cfg.lokiLabels.Fixed())
 	case "otlp":
 		return ship.NewOTLP(ep, version)
 	default:

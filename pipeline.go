@@ -18,13 +18,19 @@ type pipeline struct {
 	filter enrich.Filter
 	parser *enrich.Parser     // nil: TAILCAR_PARSE=none
 	paths  *enrich.PathTagger // nil: no TAILCAR_PATH_TAGS, or they are resources
-	// resources, for the OTLP sink, give each file's resource.
-	resources *enrich.Resources
-	shipper   *ship.Shipper
-	buf       []byte
-	fields    enrich.Fields
+	// groups give each file's group: an OTLP resource, Loki stream labels.
+	groups  fileGroups
+	shipper *ship.Shipper
+	buf     []byte
+	fields  enrich.Fields
 	// Counters that metrics read; only Handle writes them.
 	truncated, filtered, parseFailed, timeFallback atomic.Int64
+}
+
+// fileGroups gives the group a file's records are sent in (enrich.Resources,
+// enrich.LokiLabels): the same bytes for every record of the file.
+type fileGroups interface {
+	For(path string) []byte
 }
 
 // recordEncoder appends one record in the sink's encoding: a JSON object
@@ -71,8 +77,8 @@ func (p *pipeline) Handle(ctx context.Context, l tailer.Line) error {
 	}
 	p.buf = p.enc.AppendRecord(p.buf[:0], rec)
 	var resource []byte
-	if p.resources != nil {
-		resource = p.resources.For(l.Path)
+	if p.groups != nil {
+		resource = p.groups.For(l.Path)
 	}
 	return p.shipper.Add(ctx, p.buf, ship.Meta{
 		Ack: ack, Pos: l.End, ReadAt: now, Event: eventOrRead(rec.Event, now), Since: l.Since, Resource: resource,
@@ -97,8 +103,8 @@ func (a positionsAcker) Ack(x ship.Ack) { a.p.Ack(x.Source, x.Offset) }
 // newPipeline builds the pipeline of the configuration.
 func newPipeline(cfg *Config, shipper *ship.Shipper) *pipeline {
 	p := &pipeline{enc: cfg.encoder, filter: cfg.filter, parser: cfg.parser, paths: cfg.pathTagger,
-		resources: cfg.resources, shipper: shipper}
-	if p.resources != nil {
+		groups: cfg.groups, shipper: shipper}
+	if cfg.Sink == "otlp" {
 		p.paths = nil // the path tags are in the resource
 	}
 	return p

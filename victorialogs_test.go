@@ -245,3 +245,92 @@ func TestSinks_VictoriaLogsOutage(t *testing.T) {
 		})
 	}
 }
+
+// Ensure the loki sink in node mode gives each Pod's container logs a
+// stream of their own, labelled from the kubelet's paths, in a real
+// VictoriaLogs (its Loki push endpoint): every numbered line once, each in
+// its Pod's stream and no other, with the node's tag on every stream.
+func TestSinks_LokiStreamPerPodInNodeMode(t *testing.T) {
+	vl := startVictoriaLogs(t)
+	dir := t.TempDir()
+	pods := []string{"web-1", "web-2", "db-0"}
+	files := make([]string, len(pods))
+	for i, pod := range pods {
+		files[i] = filepath.Join(dir, "pods", fmt.Sprintf("shop_%s_uid-%d", pod, i), "app", "0.log")
+		if err := os.MkdirAll(filepath.Dir(files[i]), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Each Pod's lines are numbered 1..perPod, in containerd's CRI form;
+	// every tenth is split into a P and an F chunk, as runtimes split
+	// long lines.
+	const perPod, rounds = 600, 6
+	write := func(round int) {
+		for i, pod := range pods {
+			var b strings.Builder
+			for n := round*perPod/rounds + 1; n <= (round+1)*perPod/rounds; n++ {
+				stamp := time.Now().UTC().Format(time.RFC3339Nano)
+				if n%10 == 0 {
+					fmt.Fprintf(&b, "%s stdout P pod %s seq=%d (split", stamp, pod, n)
+					fmt.Fprintf(&b, "\n%s stdout F  here)\n", stamp)
+					continue
+				}
+				fmt.Fprintf(&b, "%s stdout F pod %s seq=%d\n", stamp, pod, n)
+			}
+			f, err := os.OpenFile(files[i], os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.WriteString(b.String()); err != nil {
+				t.Fatal(err)
+			}
+			f.Close()
+		}
+	}
+	write(0) // a backlog before tailcar starts
+	p := startTailcarPlain(t, map[string]string{
+		"TAILCAR_PATHS":       filepath.Join(dir, "pods", "*", "*", "*.log"),
+		"TAILCAR_POSITIONS":   filepath.Join(dir, "positions"),
+		"TAILCAR_FORMAT":      "cri",
+		"TAILCAR_PATH_TAGS":   "kubernetes",
+		"TAILCAR_ENV_TAGS":    "_node_name_",
+		"_node_name_":         "node-1",
+		"TAILCAR_SINK":        "loki",
+		"TAILCAR_SINK_URL":    "http://" + vl.addr + "/insert?_msg_field=message",
+		"TAILCAR_LOKI_LABELS": "_namespace_,_pod_name_,_container_name_,_node_name_",
+		"TAILCAR_BATCH_WAIT":  "200ms",
+		"TAILCAR_DRAIN_DELAY": "1s",
+	})
+	for round := 1; round < rounds; round++ {
+		write(round)
+		waitFor(t, 30*time.Second, "the round's lines", func() bool { return len(vl.rows()) >= (round+1)*perPod*len(pods)/rounds })
+	}
+	p.signal(syscall.SIGTERM)
+	if code := p.wait(30 * time.Second); code != 0 {
+		t.Fatalf("exit code %d after SIGTERM, want 0", code)
+	}
+	for _, pod := range pods {
+		rows := vl.query(fmt.Sprintf(`_stream:{_pod_name_=%q}`, pod))
+		var msgs []string
+		for _, r := range rows {
+			f := rowFields(r)
+			msg, _ := f["_msg"].(string)
+			if !strings.HasPrefix(msg, "pod "+pod+" ") || f["_pod_name_"] != pod {
+				t.Fatalf("in %s's stream: %v", pod, f)
+			}
+			want := fmt.Sprintf(`{_container_name_="app",_namespace_="shop",_node_name_="node-1",_pod_name_=%q}`, pod)
+			if r["_stream"] != want {
+				t.Fatalf("stream %v, want %s", r["_stream"], want)
+			}
+			msgs = append(msgs, msg)
+		}
+		c := seq.Count(msgs, perPod)
+		t.Logf("%s's stream: %s", pod, c)
+		if c.Missing != 0 || c.Duplicated != 0 || c.Received != perPod {
+			t.Errorf("%s: want each of its %d lines once", pod, perPod)
+		}
+	}
+	if n := len(vl.rows()); n != perPod*len(pods) {
+		t.Errorf("%d rows in all, want %d", n, perPod*len(pods))
+	}
+}

@@ -14,8 +14,9 @@ type Batch struct {
 	// Records has one entry per record, in order, including acks of
 	// filtered lines, which have no data and are never sent.
 	Records []Record
-	// Groups are the resource encodings that Record.Group indexes, for a
-	// sink that sends records grouped by their tags (OTLP).
+	// Groups are the group encodings that Record.Group indexes, for a
+	// sink that sends records grouped by their tags: OTLP resources, Loki
+	// stream labels.
 	Groups [][]byte
 	// groupOf finds a resource's index in Groups.
 	groupOf map[string]uint32
@@ -79,8 +80,9 @@ type Meta struct {
 	// Since is when the record was known to be there: the batch wait
 	// counts from then.
 	Since time.Time
-	// Resource is the encoded resource the record belongs to, for a sink
-	// that groups records by it; nil for the others. Its bytes must not
+	// Resource is the encoded group the record belongs to (an OTLP
+	// resource, Loki stream labels), for a sink that groups records by
+	// it; nil for the others. Its bytes must not
 	// change afterwards: batches keep them without a copy.
 	Resource []byte
 }

@@ -517,7 +517,7 @@ func TestLoki_PushShape(t *testing.T) {
 		w.WriteHeader(204)
 	}))
 	defer srv.Close()
-	sink, _ := NewLoki(Endpoint{URL: mustURL(t, srv.URL+"/base"), Compression: CompressionGzip, Tenant: "shop"}, map[string]string{"_namespace_": "shop", "_pod_name_": "web"})
+	sink, _ := NewLoki(Endpoint{URL: mustURL(t, srv.URL+"/base"), Compression: CompressionGzip, Tenant: "shop"}, []byte(`{"_namespace_":"shop","_pod_name_":"web"}`))
 	if _, _, err := shipAll(t, Config{Sink: sink, BatchBytes: 1 << 20}, 20); err != nil {
 		t.Fatal(err)
 	}
@@ -532,6 +532,80 @@ func TestLoki_PushShape(t *testing.T) {
 			t.Fatalf("entry %d is %q", i, v[1])
 		}
 	}
+}
+
+// Ensure records whose files give different labels (a node's Pods) go
+// into a stream each, every record once and in read order within its
+// stream, across batches and a retried push.
+func TestLoki_StreamPerGroupOfLabels(t *testing.T) {
+	type push struct {
+		Streams []struct {
+			Stream map[string]string `json:"stream"`
+			Values [][2]string       `json:"values"`
+		} `json:"streams"`
+	}
+	var mu sync.Mutex
+	var pushes []push
+	calls := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		if calls++; calls == 2 {
+			http.Error(w, "busy", http.StatusServiceUnavailable) // sent again: the streams once more
+			return
+		}
+		var p push
+		if err := json.NewDecoder(r.Body).Decode(&p); err != nil {
+			http.Error(w, err.Error(), 400)
+			return
+		}
+		pushes = append(pushes, p)
+		w.WriteHeader(204)
+	}))
+	defer srv.Close()
+	labels := [][]byte{[]byte(`{"_pod_name_":"web-1"}`), []byte(`{"_pod_name_":"web-2"}`), []byte(`{"_pod_name_":"db-0"}`)}
+	sink, err := NewLoki(Endpoint{URL: mustURL(t, srv.URL)}, []byte(`{"job":"tailcar"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 300
+	if _, _, err := shipEach(t, Config{Sink: sink, BatchBytes: 2 << 10}, n, func(i int) ([]byte, Meta) {
+		m := meta(uint64(1+i%3), int64(i*10))
+		m.Resource = labels[i%3]
+		return []byte(fmt.Sprintf(`{"message":"seq=%d"}`, i)), m
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var all []string
+	last := map[string]int{}
+	for _, p := range pushes {
+		seen := map[string]bool{}
+		for _, st := range p.Streams {
+			pod := st.Stream["_pod_name_"]
+			if len(st.Stream) != 1 || seen[pod] {
+				t.Fatalf("stream labels %v in a push with %v", st.Stream, seen)
+			}
+			seen[pod] = true
+			for _, v := range st.Values {
+				var i int
+				if _, err := fmt.Sscanf(v[1], `{"message":"seq=%d"}`, &i); err != nil {
+					t.Fatalf("entry %q", v[1])
+				}
+				if want := string(labels[i%3]); want != fmt.Sprintf(`{"_pod_name_":%q}`, pod) {
+					t.Fatalf("seq=%d in the stream of %s, want %s", i, pod, want)
+				}
+				if i <= last[pod] {
+					t.Fatalf("seq=%d after seq=%d in the stream of %s", i, last[pod], pod)
+				}
+				last[pod] = i
+				all = append(all, v[1])
+			}
+		}
+	}
+	if len(pushes) < 2 {
+		t.Fatalf("%d pushes; want the records spread over several batches", len(pushes))
+	}
+	requireEach(t, all, n)
 }
 
 // Ensure the per-record path of Add allocates nothing once the batch
