@@ -202,7 +202,7 @@ func TestSinks_OTelCollectorGetsEveryMappedField(t *testing.T) {
 				}
 				if len(attrs) != 5 || attrs["log.file.path"].GetStringValue() != app || attrs["n"].GetIntValue() != int64(i) ||
 					attrs["ratio"].GetDoubleValue() != float64(i)+0.5 || attrs["even"].GetBoolValue() != (i%2 == 0) ||
-					attrs["user"].GetStringValue() != fmt.Sprintf(`{"id":%d}`, i) {
+					!isKvlistOfID(attrs["user"], i) {
 					t.Fatalf("record %d attributes %v", i, attrs)
 				}
 				if got := time.Unix(0, int64(lr.TimeUnixNano)); !got.Equal(written[i]) {
@@ -220,4 +220,11 @@ func TestSinks_OTelCollectorGetsEveryMappedField(t *testing.T) {
 		}
 	}
 	requireNoLoss(t, seq.Count(bodies, total), false)
+}
+
+// isKvlistOfID reports whether v is the kvlist value {"id": i}, as slog's
+// nested user map must arrive.
+func isKvlistOfID(v *commonpb.AnyValue, i int) bool {
+	kvs := v.GetKvlistValue().GetValues()
+	return len(kvs) == 1 && kvs[0].GetKey() == "id" && kvs[0].GetValue().GetIntValue() == int64(i)
 }

@@ -64,6 +64,7 @@ var SeverityKeys = [][]byte{[]byte("level"), []byte("severity")}
 // known.
 type OTLPEncoder struct {
 	decoded, valid []byte
+	values         otlpValues
 }
 
 // NewOTLPEncoder returns an OTLPEncoder.
@@ -202,7 +203,8 @@ func pinoSeverity(n int) int {
 // appendField appends one parsed field as an attribute: JSON numbers as
 // ints or doubles (an integer beyond int64 as its digits, which a double
 // would round), booleans as booleans, strings and text as strings,
-// nested objects and arrays as their JSON text, and null as an empty value.
+// nested objects and arrays as kvlist and array values (otlpvalues.go),
+// and null as an empty value.
 func (e *OTLPEncoder) appendField(dst []byte, m *member) []byte {
 	key := e.validKey(m.key)
 	if m.form == formJSON {
@@ -222,7 +224,7 @@ func (e *OTLPEncoder) appendField(dst []byte, m *member) []byte {
 		case KindNull:
 			return appendKeyValue(dst, logAttributes, key, 0) // an empty AnyValue
 		case KindObject, KindArray:
-			return appendStringAttribute(dst, key, e.validBytes(m.val))
+			return e.appendNestedAttribute(dst, key, m.val)
 		}
 	}
 	return appendStringAttribute(dst, key, e.text(m.val, m.form))

@@ -3,7 +3,10 @@ package enrich
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"log/slog"
+	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -64,9 +67,11 @@ func TestOTLPEncoder_SlogLine(t *testing.T) {
 		"ratio":         {Value: &commonpb.AnyValue_DoubleValue{DoubleValue: 0.07}},
 		"ok":            {Value: &commonpb.AnyValue_BoolValue{BoolValue: false}},
 		"nothing":       {},
-		"disk":          {Value: &commonpb.AnyValue_StringValue{StringValue: `{"dev":"sda"}`}},
-		"huge":          {Value: &commonpb.AnyValue_StringValue{StringValue: "123456789012345678901234567890"}},
-		"app_file":      {Value: &commonpb.AnyValue_StringValue{StringValue: "app.go"}},
+		"disk": {Value: &commonpb.AnyValue_KvlistValue{KvlistValue: &commonpb.KeyValueList{Values: []*commonpb.KeyValue{
+			{Key: "dev", Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: "sda"}}},
+		}}}},
+		"huge":     {Value: &commonpb.AnyValue_StringValue{StringValue: "123456789012345678901234567890"}},
+		"app_file": {Value: &commonpb.AnyValue_StringValue{StringValue: "app.go"}},
 	}
 	if len(attrs) != len(want) {
 		t.Errorf("attributes %v, want %d of them (no msg, time or level)", attrs, len(want))
@@ -76,6 +81,125 @@ func TestOTLPEncoder_SlogLine(t *testing.T) {
 			t.Errorf("attribute %s = %v, want %v", k, attrs[k], v)
 		}
 	}
+}
+
+// Ensure nested JSON values become kvlist and array values that hold
+// what the JSON held, at every depth: strings unescaped, numbers typed
+// as the top-level ones are, null as an empty value, empty objects and
+// arrays, keys in their order, escaped keys unescaped.
+func TestOTLPEncoder_NestedValues(t *testing.T) {
+	p := mustParser(t, ParseJSON)
+	values := []string{
+		`{"id":7,"tags":["a","b"],"n":null,"ok":true}`,
+		`[1,2.5,-3,1e3,123456789012345678901234,"s\u00e9\n",false,null,[],{}]`,
+		`{"d\u00e9ep":{"x":[{"k":"v","l":[[["in"]]]}],"e":{}},"z":"\ud83d\ude00"}`,
+		`{}`,
+		`[]`,
+		`{"big":"` + strings.Repeat("x", 300) + `","list":[` + strings.Repeat(`{"a":[1,{"b":"c"}]},`, 50) + `0]}`,
+	}
+	var line strings.Builder
+	line.WriteString(`{"msg":"m"`)
+	for i, v := range values {
+		fmt.Fprintf(&line, `,"v%d":%s`, i, v)
+	}
+	line.WriteString("}")
+	for round := range 2 { // and again with the encoder's buffers in use
+		enc := NewOTLPEncoder()
+		var f Fields
+		if !p.Parse([]byte(line.String()), &f) {
+			t.Fatal("line refused")
+		}
+		var lr logspb.LogRecord
+		out := enc.AppendRecord(nil, Record{Read: parseReadAt, Path: "p", Message: []byte(line.String()), Fields: &f})
+		if round == 1 {
+			out = enc.AppendRecord(nil, Record{Read: parseReadAt, Path: "p", Message: []byte(line.String()), Fields: &f})
+		}
+		if err := proto.Unmarshal(out, &lr); err != nil {
+			t.Fatalf("not a LogRecord: %v", err)
+		}
+		attrs := map[string]*commonpb.AnyValue{}
+		for _, kv := range lr.Attributes {
+			attrs[kv.Key] = kv.Value
+		}
+		for i, v := range values {
+			got := fromAnyValue(attrs[fmt.Sprintf("v%d", i)])
+			if want := fromJSON(t, v); !reflect.DeepEqual(got, want) {
+				t.Errorf("v%d = %#v, want %#v", i, got, want)
+			}
+		}
+	}
+}
+
+// fromAnyValue is an AnyValue as Go values: maps (keys in order, as
+// [][2]any), slices, strings, int64s, float64s, bools, nil.
+func fromAnyValue(v *commonpb.AnyValue) any {
+	switch x := v.GetValue().(type) {
+	case *commonpb.AnyValue_StringValue:
+		return x.StringValue
+	case *commonpb.AnyValue_IntValue:
+		return x.IntValue
+	case *commonpb.AnyValue_DoubleValue:
+		return x.DoubleValue
+	case *commonpb.AnyValue_BoolValue:
+		return x.BoolValue
+	case *commonpb.AnyValue_ArrayValue:
+		out := []any{}
+		for _, e := range x.ArrayValue.Values {
+			out = append(out, fromAnyValue(e))
+		}
+		return out
+	case *commonpb.AnyValue_KvlistValue:
+		out := [][2]any{}
+		for _, kv := range x.KvlistValue.Values {
+			out = append(out, [2]any{kv.Key, fromAnyValue(kv.Value)})
+		}
+		return out
+	}
+	return nil
+}
+
+// fromJSON decodes JSON text into the shapes fromAnyValue gives, with
+// numbers as the encoder types them.
+func fromJSON(t *testing.T, text string) any {
+	t.Helper()
+	d := json.NewDecoder(strings.NewReader(text))
+	d.UseNumber()
+	var read func() any
+	read = func() any {
+		tok, err := d.Token()
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch x := tok.(type) {
+		case json.Delim:
+			if x == '{' {
+				out := [][2]any{}
+				for d.More() {
+					k, _ := d.Token()
+					out = append(out, [2]any{k, read()})
+				}
+				d.Token()
+				return out
+			}
+			out := []any{}
+			for d.More() {
+				out = append(out, read())
+			}
+			d.Token()
+			return out
+		case json.Number:
+			if n, err := x.Int64(); err == nil {
+				return n
+			}
+			if !strings.ContainsAny(string(x), ".eE") {
+				return string(x) // beyond int64: its digits
+			}
+			f, _ := x.Float64()
+			return f
+		}
+		return tok
+	}
+	return read()
 }
 
 // Ensure an nginx line keeps its numbers as ints, its request parts as
