@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/textproto"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -278,6 +279,9 @@ func (c *Config) validateSink() error {
 		if !validHeaderValue(kv[1]) {
 			return bad("SINK_HEADERS", "the value of header %s holds a control character (a line break?)", kv[0])
 		}
+		if why := c.headerTaken(kv[0]); why != "" {
+			return bad("SINK_HEADERS", "header %s %s", kv[0], why)
+		}
 	}
 	for _, s := range []struct{ key, value string }{
 		{"SINK_USER", c.SinkUser}, {"SINK_PASSWORD", c.SinkPassword}, {"SINK_TOKEN", c.SinkToken},
@@ -491,6 +495,28 @@ func (c *Config) endpoint() (ship.Endpoint, error) {
 		URL: u, Headers: headers, User: c.SinkUser, Password: c.SinkPassword, Token: c.SinkToken,
 		APIKey: c.ESAPIKey, Tenant: c.LokiTenant, Compression: c.Compression, TLS: tlsCfg,
 	}, nil
+}
+
+// headerTaken says why a header of TAILCAR_SINK_HEADERS cannot be given,
+// or "" when it can: tailcar writes it itself, so the two would disagree
+// (a Content-Encoding that does not match the body makes a backend refuse
+// every batch) or one would silently replace the other.
+func (c *Config) headerTaken(name string) string {
+	switch textproto.CanonicalMIMEHeaderKey(name) {
+	case "Content-Type", "Content-Length", "Transfer-Encoding", "Host", "Connection":
+		return "is written by tailcar for each request"
+	case "Content-Encoding":
+		return "is written by tailcar from TAILCAR_COMPRESSION"
+	case "Authorization":
+		if c.SinkUser != "" || c.SinkPassword != "" || c.SinkToken != "" || c.ESAPIKey != "" {
+			return "is given twice: TAILCAR_SINK_USER, _PASSWORD, _TOKEN or TAILCAR_ES_API_KEY sets it too"
+		}
+	case "X-Scope-Orgid":
+		if c.LokiTenant != "" {
+			return "is given twice: TAILCAR_LOKI_TENANT sets it too"
+		}
+	}
+	return ""
 }
 
 // secretFile is the _FILE variant given for a secret, if any.

@@ -339,6 +339,10 @@ func TestRun_InvalidConfigurationExitsTwo(t *testing.T) {
 		{"header name not ASCII", netSink(map[string]string{"TAILCAR_SINK_HEADERS": "X-Équipe=a"}), "TAILCAR_SINK_HEADERS", "", false},
 		{"header value with CR LF", netSink(map[string]string{"TAILCAR_SINK_HEADERS": "X-Team=a\r\nX-Evil: 1"}), "TAILCAR_SINK_HEADERS", "", false},
 		{"token file with CR LF inside", netSink(map[string]string{"TAILCAR_SINK_TOKEN_FILE": crlfToken}), "TAILCAR_SINK_TOKEN_FILE", "X-Evil", false},
+		{"content encoding header", netSink(map[string]string{"TAILCAR_SINK_HEADERS": "content-encoding=gzip", "TAILCAR_COMPRESSION": "none"}), "TAILCAR_SINK_HEADERS", "", false},
+		{"host header", netSink(map[string]string{"TAILCAR_SINK_HEADERS": "Host=elsewhere"}), "TAILCAR_SINK_HEADERS", "", false},
+		{"authorization twice", netSink(map[string]string{"TAILCAR_SINK_HEADERS": "Authorization=Bearer S3CRET", "TAILCAR_SINK_TOKEN": "other"}), "TAILCAR_SINK_HEADERS", "S3CRET", false},
+		{"tenant twice", netSink(map[string]string{"TAILCAR_SINK_HEADERS": "X-Scope-OrgID=a", "TAILCAR_LOKI_TENANT": "b"}), "TAILCAR_SINK_HEADERS", "", false},
 		{"port out of range", netSink(map[string]string{"TAILCAR_SINK_URL": "http://127.0.0.1:99999"}), "TAILCAR_SINK_URL", "", false},
 		// 3.11: a password in the URL is masked in the error.
 		{"url with password", netSink(map[string]string{"TAILCAR_SINK_URL": "htp://u:S3CRET@vl:9428/"}), "TAILCAR_SINK_URL", "S3CRET", false},
