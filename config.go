@@ -272,6 +272,11 @@ func (c *Config) validateSink() error {
 	default:
 		return bad("COMPRESSION", "must be none, gzip or zstd, not %q", c.Compression)
 	}
+	if c.Sink == "elasticsearch" {
+		if why := badIndexName(c.ESIndex); why != "" {
+			return bad("ES_INDEX", "%q %s; Elasticsearch would refuse every document", c.ESIndex, why)
+		}
+	}
 	for _, kv := range c.SinkHeaders {
 		if !validHeaderName(kv[0]) {
 			return bad("SINK_HEADERS", "invalid header name %q: letters, digits and !#$%%&'*+-.^_`|~ only", kv[0])
@@ -495,6 +500,27 @@ func (c *Config) endpoint() (ship.Endpoint, error) {
 		URL: u, Headers: headers, User: c.SinkUser, Password: c.SinkPassword, Token: c.SinkToken,
 		APIKey: c.ESAPIKey, Tenant: c.LokiTenant, Compression: c.Compression, TLS: tlsCfg,
 	}, nil
+}
+
+// badIndexName says why Elasticsearch (and OpenSearch) would refuse an
+// index or data stream name, or "" when it takes it. A date math name
+// (<logs-{now/d}>) is left to Elasticsearch to resolve.
+func badIndexName(name string) string {
+	switch {
+	case strings.HasPrefix(name, "<") && strings.HasSuffix(name, ">"):
+		return ""
+	case name == "" || name == "." || name == "..":
+		return "is not an index name"
+	case len(name) > 255:
+		return "is longer than 255 bytes"
+	case strings.ContainsAny(name[:1], "-_+"):
+		return "starts with -, _ or +"
+	case name != strings.ToLower(name):
+		return "has capital letters"
+	case strings.ContainsAny(name, ` \/*?"<>|,#:`):
+		return `holds one of \ / * ? " < > | , # : or a space`
+	}
+	return ""
 }
 
 // headerTaken says why a header of TAILCAR_SINK_HEADERS cannot be given,
