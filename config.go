@@ -264,6 +264,14 @@ func (c *Config) validateSink() error {
 		if port := u.Port(); port != "" && !validPort(port) {
 			return bad("SINK_URL", "invalid port %q in %q: want 1-65535", port, ship.RedactURL(c.SinkURL))
 		}
+		// The API's own path is added under the URL: given again, every
+		// request would go to …/_bulk/_bulk and be answered 404. Promtail's
+		// and Fluent Bit's settings hold the full push path, so it is
+		// pasted from them.
+		api := map[string]string{"elasticsearch": "/_bulk", "loki": "/loki/api/v1/push"}[c.Sink]
+		if api != "" && strings.HasSuffix(strings.TrimSuffix(u.Path, "/"), api) {
+			return bad("SINK_URL", "%q ends with %s, which tailcar adds itself: give the URL without it", ship.RedactURL(c.SinkURL), api)
+		}
 	default:
 		return bad("SINK", "must be stdout, http, elasticsearch, loki or otlp, not %q", c.Sink)
 	}

@@ -339,6 +339,8 @@ func TestRun_InvalidConfigurationExitsTwo(t *testing.T) {
 		{"header name not ASCII", netSink(map[string]string{"TAILCAR_SINK_HEADERS": "X-Équipe=a"}), "TAILCAR_SINK_HEADERS", "", false},
 		{"header value with CR LF", netSink(map[string]string{"TAILCAR_SINK_HEADERS": "X-Team=a\r\nX-Evil: 1"}), "TAILCAR_SINK_HEADERS", "", false},
 		{"token file with CR LF inside", netSink(map[string]string{"TAILCAR_SINK_TOKEN_FILE": crlfToken}), "TAILCAR_SINK_TOKEN_FILE", "X-Evil", false},
+		{"loki url with the push path", map[string]string{"TAILCAR_PATHS": paths, "TAILCAR_SINK": "loki", "TAILCAR_SINK_URL": "http://u:S3CRET@loki:3100/loki/api/v1/push"}, "TAILCAR_SINK_URL", "S3CRET", false},
+		{"elasticsearch url with _bulk", map[string]string{"TAILCAR_PATHS": paths, "TAILCAR_SINK": "elasticsearch", "TAILCAR_SINK_URL": "http://es:9200/_bulk/"}, "TAILCAR_SINK_URL", "", false},
 		{"index with capitals", map[string]string{"TAILCAR_PATHS": paths, "TAILCAR_SINK": "elasticsearch", "TAILCAR_SINK_URL": "http://127.0.0.1:9", "TAILCAR_ES_INDEX": "Logs-App"}, "TAILCAR_ES_INDEX", "", false},
 		{"index with a space", map[string]string{"TAILCAR_PATHS": paths, "TAILCAR_SINK": "elasticsearch", "TAILCAR_SINK_URL": "http://127.0.0.1:9", "TAILCAR_ES_INDEX": "logs app"}, "TAILCAR_ES_INDEX", "", false},
 		{"index starting with _", map[string]string{"TAILCAR_PATHS": paths, "TAILCAR_SINK": "elasticsearch", "TAILCAR_SINK_URL": "http://127.0.0.1:9", "TAILCAR_ES_INDEX": "_bulk"}, "TAILCAR_ES_INDEX", "", false},
