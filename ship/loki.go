@@ -19,13 +19,18 @@ type Loki struct {
 	target string
 	fixed  []byte // the labels of records without a group, a JSON object
 	post   *poster
-	// Reused between batches: each group's place in the body.
-	streams []lokiStream
+	// Buffers kept between batches; one goroutine sends. They hold no more
+	// than one batch: a buffer per stream, kept, would grow over time to a
+	// batch for every place a busy Pod has taken in some batch.
+	raw     []byte
+	ends    []int       // per group: its entries' end in entries
+	entries []lokiEntry // the batch's entries, by group
 }
 
-// lokiStream is one group's entries, appended as they come.
-type lokiStream struct {
-	values []byte
+// lokiEntry is one record of a push, with its time.
+type lokiEntry struct {
+	rec   []byte
+	event int64
 }
 
 // NewLoki returns the loki sink whose records without a group carry the
@@ -41,7 +46,8 @@ func NewLoki(ep Endpoint, fixed []byte) (*Loki, error) {
 // Send pushes the batch, a stream per group of labels.
 func (s *Loki) Send(ctx context.Context, b *Batch) error {
 	body, err := b.Body(func(dst []byte, b *Batch) ([]byte, error) {
-		return s.post.compress.Append(dst, s.appendPush(nil, b))
+		s.raw = s.appendPush(s.raw[:0], b)
+		return s.post.compress.Append(dst, s.raw)
 	})
 	if err != nil {
 		return err
@@ -49,46 +55,56 @@ func (s *Loki) Send(ctx context.Context, b *Batch) error {
 	return s.post.post(ctx, s.target, "application/json", body, 0, nil)
 }
 
-// appendPush appends the push request for the unsent records of b.
+// appendPush appends the push request for the unsent records of b: the
+// records are placed by group first (a counting sort), so that a node's
+// batch of many Pods costs two passes, not one per Pod.
 func (s *Loki) appendPush(raw []byte, b *Batch) []byte {
 	labels := b.Groups
 	if len(labels) == 0 {
 		labels = [][]byte{s.fixed}
 	}
-	if cap(s.streams) < len(labels) {
-		s.streams = make([]lokiStream, len(labels))
+	s.ends = append(s.ends[:0], make([]int, len(labels))...)
+	total := 0
+	b.Unsent(func(_ int, _ []byte, r Record) {
+		s.ends[r.Group]++
+		total++
+	})
+	next := 0
+	for i, n := range s.ends {
+		s.ends[i] = next // the group's start, moved to its end as it fills
+		next += n
 	}
-	s.streams = s.streams[:len(labels)]
-	for i := range s.streams {
-		s.streams[i].values = s.streams[i].values[:0]
-	}
+	s.entries = append(s.entries[:0], make([]lokiEntry, total)...)
 	b.Unsent(func(_ int, rec []byte, r Record) {
-		st := &s.streams[r.Group]
-		if len(st.values) > 0 {
-			st.values = append(st.values, ',')
-		}
-		st.values = append(st.values, `["`...)
-		st.values = strconv.AppendInt(st.values, r.Event, 10)
-		st.values = append(st.values, `",`...)
-		st.values = appendJSONString(st.values, rec)
-		st.values = append(st.values, ']')
+		s.entries[s.ends[r.Group]] = lokiEntry{rec: rec, event: r.Event}
+		s.ends[r.Group]++
 	})
 	raw = append(raw, `{"streams":[`...)
-	first := true
-	for i, st := range s.streams {
-		if len(st.values) == 0 {
+	start := 0
+	for i, end := range s.ends {
+		if end == start {
 			continue
 		}
-		if !first {
+		if start > 0 {
 			raw = append(raw, ',')
 		}
-		first = false
 		raw = append(raw, `{"stream":`...)
 		raw = append(raw, labels[i]...)
 		raw = append(raw, `,"values":[`...)
-		raw = append(raw, st.values...)
+		for j, e := range s.entries[start:end] {
+			if j > 0 {
+				raw = append(raw, ',')
+			}
+			raw = append(raw, `["`...)
+			raw = strconv.AppendInt(raw, e.event, 10)
+			raw = append(raw, `",`...)
+			raw = appendJSONString(raw, e.rec)
+			raw = append(raw, ']')
+		}
 		raw = append(raw, "]}"...)
+		start = end
 	}
+	clear(s.entries) // the batch's bytes are not ours to keep
 	return append(raw, "]}"...)
 }
 
