@@ -2,6 +2,7 @@ package enrich
 
 import (
 	"bytes"
+	"math/bits"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -25,9 +26,18 @@ type JSONScanner struct {
 	keys     [][]byte
 	unquoted []byte
 	// many holds, per depth, the keys of an object with more than
-	// keysCompared of them, so that checking them is not quadratic.
-	many [MaxJSONDepth]map[string]struct{}
+	// keysCompared of them, so that checking them is not quadratic;
+	// manyBig has bit d set when many[d] held more than manyKept keys
+	// since the last Reset.
+	many    [MaxJSONDepth]map[string]struct{}
+	manyBig uint64
 }
+
+// manyKept is how many keys a map of many may have held and still be
+// kept for the next line: Go's maps do not shrink, even when cleared, and
+// a hostile line's object of 100,000 keys must not hold its megabytes for
+// good.
+const manyKept = 1024
 
 // IsFieldName reports whether Elasticsearch takes key as a field name:
 // it splits a name at its dots into objects, and refuses a document with
@@ -59,6 +69,13 @@ const keysCompared = 32
 func (s *JSONScanner) Reset(b []byte) {
 	s.b, s.i = b, 0
 	s.keys, s.unquoted = s.keys[:0], s.unquoted[:0]
+	if cap(s.keys) > manyKept {
+		s.keys = nil // 24 bytes a key: megabytes after a hostile line
+	}
+	for big := s.manyBig; big != 0; big &= big - 1 {
+		s.many[bits.TrailingZeros64(big)] = nil
+	}
+	s.manyBig = 0
 }
 
 // newKey records raw, a key of the object at depth whose keys start at
@@ -100,6 +117,9 @@ func (s *JSONScanner) newKey(depth, base int, raw []byte) bool {
 			return false
 		}
 		s.many[depth][string(key)] = struct{}{}
+		if len(s.many[depth]) > manyKept {
+			s.manyBig |= 1 << depth
+		}
 	}
 	s.keys = append(s.keys, key)
 	return true

@@ -459,6 +459,32 @@ func TestParser_JSONNestedKeysPerObject(t *testing.T) {
 	}
 }
 
+// Ensure what a line with a huge nested object made the scanner keep is
+// let go at the next line (Go's maps do not shrink), while what small
+// objects use is kept for the next lines.
+func TestJSONScanner_LetsGoOfHugeObjects(t *testing.T) {
+	p := mustParser(t, ParseJSON)
+	var f Fields
+	if !p.Parse([]byte(`{"msg":"a","n":{"x":{`+manyKeys(5000, 1)+`}}}`), &f) {
+		t.Fatal("line with a big nested object refused")
+	}
+	if len(p.json.many[1]) != 5000 || cap(p.json.keys) < 5000 {
+		t.Fatalf("the object of 5,000 keys was not checked through the map: %d keys there", len(p.json.many[1]))
+	}
+	if !p.Parse([]byte(`{"msg":"b","n":{`+manyKeys(100, 1)+`}}`), &f) {
+		t.Fatal("line refused")
+	}
+	if p.json.many[1] != nil || cap(p.json.keys) > manyKept {
+		t.Errorf("after the next line, %d keys still held in a map, %d in the list", len(p.json.many[1]), cap(p.json.keys))
+	}
+	if len(p.json.many[0]) != 100 {
+		t.Errorf("the 100 keys' map: %d keys", len(p.json.many[0]))
+	}
+	if !p.Parse([]byte(`{"msg":"c","n":{`+manyKeys(100, 2)+`}}`), &f) || p.json.many[0] == nil {
+		t.Error("a small map was not kept for the next line")
+	}
+}
+
 // Ensure escaped surrogate pairs, which JSON encoders of UTF-16 languages
 // write for characters beyond the BMP, parse, in either hex case, and
 // come out as the characters they stand for.
