@@ -130,6 +130,31 @@ func TestOTLPEncoder_NestedValues(t *testing.T) {
 	}
 }
 
+// Ensure the sizes a line with very many nested values needed are let go
+// after it, and a small line's are kept for the next.
+func TestOTLPEncoder_LetsGoOfManyNestedValues(t *testing.T) {
+	p := mustParser(t, ParseJSON)
+	enc := NewOTLPEncoder()
+	encode := func(line string) {
+		var f Fields
+		if !p.Parse([]byte(line), &f) {
+			t.Fatalf("line refused: %.40s", line)
+		}
+		var lr logspb.LogRecord
+		if err := proto.Unmarshal(enc.AppendRecord(nil, Record{Read: parseReadAt, Path: "p", Message: []byte(line), Fields: &f}), &lr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	encode(`{"msg":"a","n":[` + strings.Repeat(`[1],`, 5000) + `2]}`)
+	if enc.values.sizes != nil {
+		t.Errorf("%d sizes kept after a line of 10,002 nested values", cap(enc.values.sizes))
+	}
+	encode(`{"msg":"b","n":[1,2,3]}`)
+	if cap(enc.values.sizes) == 0 {
+		t.Error("a small line's sizes were not kept")
+	}
+}
+
 // fromAnyValue is an AnyValue as Go values: maps (keys in order, as
 // [][2]any), slices, strings, int64s, float64s, bools, nil.
 func fromAnyValue(v *commonpb.AnyValue) any {

@@ -44,7 +44,11 @@ func (e *OTLPEncoder) appendNestedAttribute(dst, key, val []byte) []byte {
 	v.scan.Reset(val)
 	v.next = 0
 	dst = appendKeyValue(dst, logAttributes, key, size)
-	return e.appendAny(dst)
+	dst = e.appendAny(dst)
+	if cap(v.sizes) > manyKept {
+		v.sizes = nil // a hostile line's hundred thousand values, let go
+	}
+	return dst
 }
 
 // sizeAny sizes the AnyValue of the value the scanner is at, and of every
