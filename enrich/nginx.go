@@ -11,7 +11,8 @@ import "bytes"
 // Fields are named after nginx's variables; the request line is also
 // split into request_method, request_uri and server_protocol. A "-"
 // means absent, and the field is left out. Inside quotes, nginx writes a
-// quote as \x22 and Apache as \"; both are decoded.
+// quote as \x22 and Apache as \", and Apache white space as \n or \t; all
+// are decoded.
 
 // nginx field names, with their JSON form, built once.
 var (
@@ -189,8 +190,8 @@ func (c *cursor) bracketed() ([]byte, bool) {
 	return v, true
 }
 
-// quoted reads " … ", decoding \" \\ and \xHH into f.buf when there are
-// any (formText), and otherwise returning the line's own bytes (formLine).
+// quoted reads " … ", decoding its escapes into f.buf when there are any
+// (formText), and otherwise returning the line's own bytes (formLine).
 func (c *cursor) quoted(f *Fields) ([]byte, valueForm, bool) {
 	if c.end() || c.b[c.i] != '"' {
 		return nil, formText, false
@@ -230,40 +231,16 @@ func (c *cursor) quoted(f *Fields) ([]byte, valueForm, bool) {
 	return nil, formText, false
 }
 
-// decodeNginx appends v, escapes decoded, to f.buf and returns it.
+// decodeNginx appends v, escapes decoded (escapes.go), to f.buf and
+// returns it.
 func (f *Fields) decodeNginx(v []byte) []byte {
 	start := len(f.buf)
 	for i := 0; i < len(v); i++ {
-		c := v[i]
-		if c == '\\' && i+1 < len(v) {
-			switch n := v[i+1]; {
-			case n == 'x' && i+3 < len(v):
-				if hi, ok := unhex(v[i+2]); ok {
-					if lo, ok := unhex(v[i+3]); ok {
-						f.buf = append(f.buf, hi<<4|lo)
-						i += 3
-						continue
-					}
-				}
-			case n == '"' || n == '\\':
-				f.buf = append(f.buf, n)
-				i++
-				continue
-			}
+		if v[i] == '\\' && i+1 < len(v) {
+			f.buf, i = appendGoEscape(f.buf, v, i+1)
+			continue
 		}
-		f.buf = append(f.buf, c)
+		f.buf = append(f.buf, v[i])
 	}
 	return f.buf[start:len(f.buf):len(f.buf)]
-}
-
-func unhex(c byte) (byte, bool) {
-	switch {
-	case c >= '0' && c <= '9':
-		return c - '0', true
-	case c >= 'a' && c <= 'f':
-		return c - 'a' + 10, true
-	case c >= 'A' && c <= 'F':
-		return c - 'A' + 10, true
-	}
-	return 0, false
 }

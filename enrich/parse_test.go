@@ -154,6 +154,8 @@ func TestParser_Nginx(t *testing.T) {
 			[]string{"remote_user", "http_referer"}},
 		{"apache escapes quotes as \\\"", `10.0.0.2 - - [02/Dec/2026:10:00:00 +0000] "GET / HTTP/1.0" 200 5 "-" "say \"hi\" \\ bye"`,
 			map[string]any{"http_user_agent": `say "hi" \ bye`}, nil},
+		{"apache writes white space as \\n and \\t", `10.0.0.2 - - [02/Dec/2026:10:00:00 +0000] "GET /a\tb HTTP/1.0" 200 5 "-" "two\nlines \x01"`,
+			map[string]any{"request_uri": "/a\tb", "http_user_agent": "two\nlines \x01"}, nil},
 		{"apache common, size -", `10.0.0.3 ident bob [02/Dec/2026:10:00:00 -0500] "POST /login HTTP/1.1" 302 -`,
 			map[string]any{"remote_ident": "ident", "remote_user": "bob", "status": json.Number("302"), "@timestamp": "2026-12-02T15:00:00.000000000Z"},
 			[]string{"body_bytes_sent", "http_user_agent"}},
