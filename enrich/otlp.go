@@ -2,7 +2,6 @@ package enrich
 
 import (
 	"bytes"
-	"math"
 	"strconv"
 	"unicode/utf8"
 
@@ -209,22 +208,13 @@ func (e *OTLPEncoder) appendField(dst []byte, m *member) []byte {
 	key := e.validKey(m.key)
 	if m.form == formJSON {
 		switch m.kind {
-		case KindNumber:
-			if n, ok := parseInt(m.val); ok {
-				return appendIntAttribute(dst, key, n)
-			}
-			if !isInteger(m.val) {
-				if f, err := strconv.ParseFloat(string(m.val), 64); err == nil && !math.IsInf(f, 0) {
-					return appendDoubleAttribute(dst, key, f)
-				}
-			}
-			return appendStringAttribute(dst, key, m.val)
-		case KindBool:
-			return appendBoolAttribute(dst, key, m.val[0] == 't')
-		case KindNull:
-			return appendKeyValue(dst, logAttributes, key, 0) // an empty AnyValue
 		case KindObject, KindArray:
 			return e.appendNestedAttribute(dst, key, m.val)
+		case KindNumber, KindBool, KindNull:
+			// A few bytes, measured by being written; as nested values are.
+			v := &e.values
+			v.sized = e.appendScalar(v.sized[:0], m.val, m.kind)
+			return append(appendKeyValue(dst, logAttributes, key, len(v.sized)), v.sized...)
 		}
 	}
 	return appendStringAttribute(dst, key, e.text(m.val, m.form))
@@ -347,18 +337,6 @@ func appendBoolAttribute[K []byte | string](dst []byte, key K, v bool) []byte {
 	dst = appendKeyValue(dst, logAttributes, key, protowire.SizeTag(anyBool)+1)
 	dst = protowire.AppendTag(dst, anyBool, protowire.VarintType)
 	return protowire.AppendVarint(dst, protowire.EncodeBool(v))
-}
-
-func appendIntAttribute[K []byte | string](dst []byte, key K, n int64) []byte {
-	dst = appendKeyValue(dst, logAttributes, key, protowire.SizeTag(anyInt)+protowire.SizeVarint(uint64(n)))
-	dst = protowire.AppendTag(dst, anyInt, protowire.VarintType)
-	return protowire.AppendVarint(dst, uint64(n))
-}
-
-func appendDoubleAttribute[K []byte | string](dst []byte, key K, f float64) []byte {
-	dst = appendKeyValue(dst, logAttributes, key, protowire.SizeTag(anyDouble)+protowire.SizeFixed64())
-	dst = protowire.AppendTag(dst, anyDouble, protowire.Fixed64Type)
-	return protowire.AppendFixed64(dst, math.Float64bits(f))
 }
 
 // Resources gives each file the OTLP Resource its records belong to:
