@@ -312,15 +312,10 @@ func (p *Parser) isTaken(key []byte) bool {
 	}
 	// Elasticsearch reads file.name as the field name of the object file:
 	// it collides with our file as an app's file would.
-	for i := bytes.IndexByte(key, '.'); i > 0; {
-		if p.isTakenName(key[:i]) {
+	for i, c := range key {
+		if c == '.' && p.isTakenName(key[:i]) {
 			return true
 		}
-		j := bytes.IndexByte(key[i+1:], '.')
-		if j < 0 {
-			break
-		}
-		i += 1 + j
 	}
 	return false
 }
