@@ -268,7 +268,13 @@ func (c *Config) validateSink() error {
 		// request would go to …/_bulk/_bulk and be answered 404. Promtail's
 		// and Fluent Bit's settings hold the full push path, so it is
 		// pasted from them.
-		api := map[string]string{"elasticsearch": "/_bulk", "loki": "/loki/api/v1/push"}[c.Sink]
+		api := ""
+		switch c.Sink {
+		case "elasticsearch":
+			api = ship.BulkPath
+		case "loki":
+			api = ship.LokiPushPath
+		}
 		if api != "" && strings.HasSuffix(strings.TrimSuffix(u.Path, "/"), api) {
 			return bad("SINK_URL", "%q ends with %s, which tailcar adds itself: give the URL without it", ship.RedactURL(c.SinkURL), api)
 		}

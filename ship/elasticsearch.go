@@ -13,6 +13,9 @@ import (
 
 var _ Sink = (*Elasticsearch)(nil)
 
+// BulkPath is where the elasticsearch sink posts, under the sink URL.
+const BulkPath = "/_bulk"
+
 // joinPath appends suffix to u's path and keeps its query, so that
 // http://vl:9428/insert/elasticsearch?_msg_field=message works.
 func joinPath(u *url.URL, suffix string) string {
@@ -46,7 +49,7 @@ func NewElasticsearch(ep Endpoint, index string) (*Elasticsearch, error) {
 		return nil, err
 	}
 	name, _ := json.Marshal(index)
-	return &Elasticsearch{target: joinPath(ep.URL, "/_bulk"), index: name, post: p}, nil
+	return &Elasticsearch{target: joinPath(ep.URL, BulkPath), index: name, post: p}, nil
 }
 
 // Send posts the records not yet settled. Items refused with 429 or 5xx,

@@ -7,6 +7,9 @@ import (
 
 var _ Sink = (*Loki)(nil)
 
+// LokiPushPath is where the loki sink posts, under the sink URL.
+const LokiPushPath = "/loki/api/v1/push"
+
 // Loki posts to the push API as JSON. A sidecar's records share the same
 // labels (the Pod's tags do not change while tailcar runs), so its batch
 // is one stream; in node mode, labels from the files' paths make a stream
@@ -40,7 +43,7 @@ func NewLoki(ep Endpoint, fixed []byte) (*Loki, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Loki{target: joinPath(ep.URL, "/loki/api/v1/push"), fixed: fixed, post: p}, nil
+	return &Loki{target: joinPath(ep.URL, LokiPushPath), fixed: fixed, post: p}, nil
 }
 
 // Send pushes the batch, a stream per group of labels.
