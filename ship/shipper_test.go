@@ -497,15 +497,18 @@ func TestElasticsearch_PartialBulkFailure(t *testing.T) {
 	}
 }
 
+// lokiPush is a Loki push request as the tests decode it.
+type lokiPush struct {
+	Streams []struct {
+		Stream map[string]string `json:"stream"`
+		Values [][2]string       `json:"values"`
+	} `json:"streams"`
+}
+
 // Ensure the Loki push carries the labels, the tenant, and the entries in
 // order, as JSON.
 func TestLoki_PushShape(t *testing.T) {
-	var got struct {
-		Streams []struct {
-			Stream map[string]string `json:"stream"`
-			Values [][2]string       `json:"values"`
-		} `json:"streams"`
-	}
+	var got lokiPush
 	var tenant, path string
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		tenant, path = r.Header.Get("X-Scope-OrgID"), r.URL.Path
@@ -538,14 +541,8 @@ func TestLoki_PushShape(t *testing.T) {
 // into a stream each, every record once and in read order within its
 // stream, across batches and a retried push.
 func TestLoki_StreamPerGroupOfLabels(t *testing.T) {
-	type push struct {
-		Streams []struct {
-			Stream map[string]string `json:"stream"`
-			Values [][2]string       `json:"values"`
-		} `json:"streams"`
-	}
 	var mu sync.Mutex
-	var pushes []push
+	var pushes []lokiPush
 	calls := 0
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
@@ -554,7 +551,7 @@ func TestLoki_StreamPerGroupOfLabels(t *testing.T) {
 			http.Error(w, "busy", http.StatusServiceUnavailable) // sent again: the streams once more
 			return
 		}
-		var p push
+		var p lokiPush
 		if err := json.NewDecoder(r.Body).Decode(&p); err != nil {
 			http.Error(w, err.Error(), 400)
 			return
