@@ -39,27 +39,6 @@ type JSONScanner struct {
 // good.
 const manyKept = 1024
 
-// IsFieldName reports whether Elasticsearch takes key as a field name:
-// it splits a name at its dots into objects, and refuses a document with
-// a name whose pieces are not all there (empty, only white space, a dot
-// at either end, two dots in a row). A record with such a field would be
-// refused whole, so a line that gives one is not parsed.
-func IsFieldName(key []byte) bool {
-	blank := true // the piece so far is empty or white space (≤ ' ', as Java's trim)
-	for _, c := range key {
-		switch {
-		case c == '.':
-			if blank {
-				return false
-			}
-			blank = true
-		case c > ' ':
-			blank = false
-		}
-	}
-	return !blank
-}
-
 // keysCompared is how many keys of one object are checked against each
 // other one by one; beyond it a map takes over (allocating, which small
 // objects never do).

@@ -29,6 +29,27 @@ const (
 // carries the same key twice.
 var ownFields = []string{FieldTimestamp, FieldMessage, FieldFile, FieldStream, FieldTruncated, FieldObserved}
 
+// IsFieldName reports whether Elasticsearch takes key as a field name:
+// it splits a name at its dots into objects, and refuses a document with
+// a name whose pieces are not all there (empty, only white space, a dot
+// at either end, two dots in a row). A record with such a field would be
+// refused whole, so a line that gives one is not parsed.
+func IsFieldName(key []byte) bool {
+	blank := true // the piece so far is empty or white space (≤ ' ', as Java's trim)
+	for _, c := range key {
+		switch {
+		case c == '.':
+			if blank {
+				return false
+			}
+			blank = true
+		case c > ' ':
+			blank = false
+		}
+	}
+	return !blank
+}
+
 // Tag is one field added to every record.
 type Tag struct {
 	Name, Value string
