@@ -111,14 +111,12 @@ func (s *JSONScanner) AtEnd() bool {
 }
 
 func (s *JSONScanner) space() {
-	for s.i < len(s.b) {
-		switch s.b[s.i] {
-		case ' ', '\t', '\n', '\r':
-			s.i++
-		default:
-			return
-		}
+	b, i := s.b, s.i
+	// Every JSON space is at most ' ', and most next bytes are not.
+	for i < len(b) && b[i] <= ' ' && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
 	}
+	s.i = i
 }
 
 // Consume skips white space and then c, and reports whether c was there.
@@ -133,42 +131,47 @@ func (s *JSONScanner) Consume(c byte) bool {
 
 // String reads a string and returns its contents, still escaped. It
 // checks the escapes and that the contents are valid UTF-8 without
-// control characters.
+// control characters. The scanner's fields are copied to locals for the
+// loop and written back once: updated through s, they went to memory at
+// every byte.
 func (s *JSONScanner) String() ([]byte, bool) {
 	if !s.Consume('"') {
 		return nil, false
 	}
-	start := s.i
-	for s.i < len(s.b) {
-		c := s.b[s.i]
-		switch {
+	b, start := s.b, s.i
+	for i := start; i < len(b); {
+		// Most of a log line's text needs no look: plain ASCII, eight
+		// bytes at a time, as AppendString skips it on the way out.
+		if i += plainPrefix(b[i:]); i == len(b) {
+			break
+		}
+		switch c := b[i]; {
 		case c == '"':
-			v := s.b[start:s.i]
-			s.i++
-			return v, true
+			s.i = i + 1
+			return b[start:i], true
 		case c == '\\':
-			if s.i+1 >= len(s.b) {
+			if i+1 >= len(b) {
 				return nil, false
 			}
-			switch s.b[s.i+1] {
+			switch b[i+1] {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				s.i += 2
+				i += 2
 			case 'u':
-				r, ok := parseHex(s.b[s.i+2:], 4)
+				r, ok := parseHex(b[i+2:], 4)
 				if !ok {
 					return nil, false
 				}
-				s.i += 6
+				i += 6
 				// An escaped surrogate must be a high one followed by
 				// its low one (RFC 7493). Strict parsers such as
 				// serde_json, and so Vector, refuse a whole document
 				// that holds a lone one, so one line copied as it is
 				// would sink the batch around it.
 				if utf16.IsSurrogate(r) {
-					if r >= 0xDC00 || !s.lowSurrogateNext() {
+					if r >= 0xDC00 || !lowSurrogateAt(b[i:]) {
 						return nil, false
 					}
-					s.i += 6
+					i += 6
 				}
 			default:
 				return nil, false
@@ -176,24 +179,24 @@ func (s *JSONScanner) String() ([]byte, bool) {
 		case c < 0x20:
 			return nil, false
 		case c < utf8.RuneSelf:
-			s.i++
+			i++ // DEL, which JSON lets be
 		default:
-			r, size := utf8.DecodeRune(s.b[s.i:])
+			r, size := utf8.DecodeRune(b[i:])
 			if r == utf8.RuneError && size == 1 {
 				return nil, false
 			}
-			s.i += size
+			i += size
 		}
 	}
 	return nil, false
 }
 
-// lowSurrogateNext reports whether an escaped low surrogate comes next.
-func (s *JSONScanner) lowSurrogateNext() bool {
-	if s.i+1 >= len(s.b) || s.b[s.i] != '\\' || s.b[s.i+1] != 'u' {
+// lowSurrogateAt reports whether b starts with an escaped low surrogate.
+func lowSurrogateAt(b []byte) bool {
+	if len(b) < 2 || b[0] != '\\' || b[1] != 'u' {
 		return false
 	}
-	r, ok := parseHex(s.b[s.i+2:], 4)
+	r, ok := parseHex(b[2:], 4)
 	return ok && r >= 0xDC00 && r <= 0xDFFF
 }
 
@@ -285,49 +288,51 @@ func (s *JSONScanner) literal(word string) bool {
 
 // number reads a number in JSON's grammar whose magnitude float64 holds.
 func (s *JSONScanner) number() bool {
-	if s.i < len(s.b) && s.b[s.i] == '-' {
-		s.i++
+	b, i := s.b, s.i
+	if i < len(b) && b[i] == '-' {
+		i++
 	}
-	intStart := s.i
-	for s.i < len(s.b) && isDigit(s.b[s.i]) {
-		s.i++
+	intStart := i
+	for i < len(b) && isDigit(b[i]) {
+		i++
 	}
-	intDigits := s.i - intStart
-	if intDigits == 0 || intDigits > 1 && s.b[intStart] == '0' {
+	intDigits := i - intStart
+	if intDigits == 0 || intDigits > 1 && b[intStart] == '0' {
 		return false
 	}
-	if s.i < len(s.b) && s.b[s.i] == '.' {
-		s.i++
-		fracStart := s.i
-		for s.i < len(s.b) && isDigit(s.b[s.i]) {
-			s.i++
+	if i < len(b) && b[i] == '.' {
+		i++
+		fracStart := i
+		for i < len(b) && isDigit(b[i]) {
+			i++
 		}
-		if s.i == fracStart {
+		if i == fracStart {
 			return false
 		}
 	}
 	exp := 0
-	if s.i < len(s.b) && (s.b[s.i] == 'e' || s.b[s.i] == 'E') {
-		s.i++
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
 		neg := false
-		if s.i < len(s.b) && (s.b[s.i] == '+' || s.b[s.i] == '-') {
-			neg = s.b[s.i] == '-'
-			s.i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			neg = b[i] == '-'
+			i++
 		}
-		expStart := s.i
-		for s.i < len(s.b) && isDigit(s.b[s.i]) {
+		expStart := i
+		for i < len(b) && isDigit(b[i]) {
 			if exp < 100000 {
-				exp = exp*10 + int(s.b[s.i]-'0')
+				exp = exp*10 + int(b[i]-'0')
 			}
-			s.i++
+			i++
 		}
-		if s.i == expStart {
+		if i == expStart {
 			return false
 		}
 		if neg {
 			exp = -exp
 		}
 	}
+	s.i = i
 	// float64 reaches about 1.8e308: the integer digits and the exponent
 	// together say whether the magnitude is beyond it. Tiny numbers round
 	// to 0, which is harmless.
