@@ -31,6 +31,10 @@ type JSONScanner struct {
 	// since the last Reset.
 	many    [MaxJSONDepth]map[string]struct{}
 	manyBig uint64
+	// mayClash says that since the last Reset a key had a dot in it, or
+	// an array held an object beside another value: only then can a
+	// path be both a value and an object (fieldPaths).
+	mayClash bool
 }
 
 // manyKept is how many keys a map of many may have held and still be
@@ -55,6 +59,7 @@ func (s *JSONScanner) Reset(b []byte) {
 		s.many[bits.TrailingZeros64(big)] = nil
 	}
 	s.manyBig = 0
+	s.mayClash = false
 }
 
 // newKey records raw, a key of the object at depth whose keys start at
@@ -71,9 +76,11 @@ func (s *JSONScanner) newKey(depth, base int, raw []byte) bool {
 		}
 		key = s.unquoted[start:len(s.unquoted):len(s.unquoted)]
 	}
-	if !IsFieldName(key) {
+	name, dotted := fieldName(key)
+	if !name {
 		return false
 	}
+	s.mayClash = s.mayClash || dotted
 	seen := s.keys[base:]
 	switch {
 	case len(seen) < keysCompared:
@@ -247,6 +254,10 @@ func (s *JSONScanner) value(depth int) (ValueKind, bool) {
 			return kind, true
 		}
 		base := len(s.keys)
+		// An array's elements share its path in Elasticsearch: objects
+		// beside values there make one path both (fieldPaths). An array
+		// inside counts as either, for what it holds is not known here.
+		var objects, values bool
 		for {
 			if kind == KindObject {
 				key, ok := s.String()
@@ -255,11 +266,15 @@ func (s *JSONScanner) value(depth int) (ValueKind, bool) {
 				}
 			}
 			s.space()
-			if _, ok := s.value(depth + 1); !ok {
+			inner, ok := s.value(depth + 1)
+			if !ok {
 				return 0, false
 			}
+			objects = objects || inner == KindObject || inner == KindArray
+			values = values || inner != KindObject && inner != KindNull
 			if s.Consume(closing) {
 				s.keys = s.keys[:base]
+				s.mayClash = s.mayClash || kind == KindArray && objects && values
 				return kind, true
 			}
 			if !s.Consume(',') {

@@ -30,13 +30,15 @@ func parseLogfmt(line []byte, f *Fields) bool {
 			i++
 		}
 		key := line[start:i]
-		if !IsFieldName(key) || !utf8.Valid(key) {
+		name, dotted := fieldName(key)
+		if !name || !utf8.Valid(key) {
 			// A quote, a control byte or "=" where a key should start; a
 			// key with a dot at either end or two in a row; or a key that
 			// could only be written with U+FFFD in it, making two
 			// different keys one.
 			return false
 		}
+		f.mayClash = f.mayClash || dotted
 		if i == len(line) || line[i] == ' ' || line[i] == '\t' {
 			f.members = append(f.members, member{key: key, val: jsonTrue, form: formJSON, kind: KindBool})
 			continue

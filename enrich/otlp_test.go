@@ -91,11 +91,13 @@ func TestOTLPEncoder_NestedValues(t *testing.T) {
 	p := mustParser(t, ParseJSON)
 	values := []string{
 		`{"id":7,"tags":["a","b"],"n":null,"ok":true}`,
-		`[1,2.5,-3,1e3,123456789012345678901234,"s\u00e9\n",false,null,[],{}]`,
+		// Objects only beside objects in an array: beside a value, the
+		// line is refused (TestParser_BadInputIsRefusedWhole).
+		`[1,2.5,-3,1e3,123456789012345678901234,"s\u00e9\n",false,null,[],[[]]]`,
 		`{"d\u00e9ep":{"x":[{"k":"v","l":[[["in"]]]}],"e":{}},"z":"\ud83d\ude00"}`,
 		`{}`,
 		`[]`,
-		`{"big":"` + strings.Repeat("x", 300) + `","list":[` + strings.Repeat(`{"a":[1,{"b":"c"}]},`, 50) + `0]}`,
+		`{"big":"` + strings.Repeat("x", 300) + `","list":[` + strings.Repeat(`{"a":[{"b":"c"},{"d":[1,null]}]},`, 50) + `{}]}`,
 	}
 	var line strings.Builder
 	line.WriteString(`{"msg":"m"`)

@@ -64,6 +64,7 @@ type Parser struct {
 	fixedKeys, renameAny bool
 	nginx                nginxParser
 	json                 JSONScanner
+	paths                *fieldPaths
 	// The last time text read, and its time; lastTimeLen 0 when none.
 	lastTimeText [64]byte
 	lastTimeLen  int
@@ -72,7 +73,7 @@ type Parser struct {
 
 // NewParser checks cfg and returns its Parser.
 func NewParser(cfg ParserConfig) (*Parser, error) {
-	p := &Parser{cfg: cfg, taken: make(map[string]bool)}
+	p := &Parser{cfg: cfg, taken: make(map[string]bool), paths: newFieldPaths()}
 	for _, name := range slices.Concat(ownFields, cfg.Taken) {
 		// A tag k8s.pod is the object k8s to Elasticsearch: an app's k8s
 		// would collide with it.
@@ -179,6 +180,10 @@ type Fields struct {
 	Time time.Time
 	// TimeFound says a time field was present (read or not).
 	TimeFound bool
+	// mayClash says a key, at any depth, had a dot in it, or an array
+	// held an object beside another value: only then can a path be both
+	// a value and an object (fieldPaths).
+	mayClash bool
 }
 
 func (f *Fields) reset(lineLen int) {
@@ -191,7 +196,7 @@ func (f *Fields) reset(lineLen int) {
 		f.buf = make([]byte, 0, need)
 	}
 	f.buf = f.buf[:0]
-	f.line, f.message, f.msgText, f.Time, f.TimeFound = nil, messageLine, nil, time.Time{}, false
+	f.line, f.message, f.msgText, f.Time, f.TimeFound, f.mayClash = nil, messageLine, nil, time.Time{}, false, false
 }
 
 // parsedFrom reports whether msg is the very line f was parsed from (not
@@ -298,7 +303,7 @@ func (p *Parser) settle(f *Fields) bool {
 			}
 		}
 	}
-	return true
+	return !f.mayClash || !p.paths.clash(f)
 }
 
 // isTaken reports whether a field named key would collide with one of
@@ -452,9 +457,11 @@ func (p *Parser) parseJSON(line []byte, f *Fields) bool {
 			}
 			key = f.buf[start:len(f.buf):len(f.buf)]
 		}
-		if !IsFieldName(key) {
+		name, dotted := fieldName(key)
+		if !name {
 			return false
 		}
+		f.mayClash = f.mayClash || dotted
 		val, kind, ok := s.Value()
 		if !ok {
 			return false
@@ -464,6 +471,7 @@ func (p *Parser) parseJSON(line []byte, f *Fields) bool {
 		}
 		f.members = append(f.members, member{key: key, val: val, form: formJSON, kind: kind})
 	}
+	f.mayClash = f.mayClash || s.mayClash
 	return s.AtEnd()
 }
 

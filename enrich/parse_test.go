@@ -49,6 +49,7 @@ func record(t *testing.T, enc *Encoder, p *Parser, line string) (map[string]any,
 	}
 	out := enc.AppendRecord(nil, r)
 	requireNoDuplicateKeys(t, out)
+	requireNoPathClash(t, out)
 	var m map[string]any
 	d := json.NewDecoder(bytes.NewReader(out))
 	d.UseNumber()
@@ -56,6 +57,52 @@ func record(t *testing.T, enc *Encoder, p *Parser, line string) (map[string]any,
 		t.Fatalf("record is not JSON: %v\n%s", err, out)
 	}
 	return m, ok
+}
+
+// requireNoPathClash fails when a record holds a field path, with dots
+// read as Elasticsearch reads them, that is both a value and an object.
+// It is written apart from fieldPaths, over encoding/json's reading.
+func requireNoPathClash(t *testing.T, obj []byte) {
+	t.Helper()
+	d := json.NewDecoder(bytes.NewReader(obj))
+	d.UseNumber()
+	var doc any
+	if err := d.Decode(&doc); err != nil {
+		t.Fatal(err)
+	}
+	values, objects := map[string]bool{}, map[string]bool{}
+	var walk func(path string, v any)
+	walk = func(path string, v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			if len(v) == 0 && path != "" {
+				objects[path] = true
+			}
+			for k, inner := range v {
+				if path != "" {
+					k = path + "." + k
+				}
+				parts := strings.Split(k, ".")
+				for i := 1; i < len(parts); i++ {
+					objects[strings.Join(parts[:i], ".")] = true
+				}
+				walk(k, inner)
+			}
+		case []any:
+			for _, e := range v {
+				walk(path, e)
+			}
+		case nil:
+		default:
+			values[path] = true
+		}
+	}
+	walk("", doc)
+	for p := range values {
+		if objects[p] {
+			t.Fatalf("%q is a value and an object in %s", p, obj)
+		}
+	}
 }
 
 // requireNoDuplicateKeys fails when the object's top level repeats a key,
@@ -368,6 +415,22 @@ func TestParser_BadInputIsRefusedWhole(t *testing.T) {
 		{ParseLogfmt, "key ending with a dot", `msg=hi a.=1`},
 		{ParseLogfmt, "key of dots", `msg=hi ..=1`},
 		{ParseLogfmt, "unterminated quote", `msg="never closed`},
+		// Elasticsearch reads a.b as b inside a: a cannot also be a value.
+		{ParseJSON, "a value and an object at one path", `{"msg":"m","a":1,"a.b":2}`},
+		{ParseJSON, "an object and then a value at one path", `{"msg":"m","a.b":2,"a":"x"}`},
+		{ParseJSON, "a nested value under a dotted path", `{"msg":"m","a":{"b":1},"a.b.c":2}`},
+		{ParseJSON, "a value and an object at one nested path", `{"msg":"m","x":{"a":true,"a.b":2}}`},
+		{ParseJSON, "an array of values and an object", `{"msg":"m","a":[1,2],"a.b":2}`},
+		{ParseJSON, "an array of an object beside a value", `{"msg":"m","n":[1,{"b":2}]}`},
+		{ParseJSON, "an array of an object beside a value nested", `{"msg":"m","x":{"n":[{"b":null},"v"]}}`},
+		{ParseJSON, "an object in an array beside a value", `{"msg":"m","n":[1,[{"b":2}]]}`},
+		{ParseJSON, "an array of objects holding a value under a path", `{"msg":"m","a":[{"b":1}],"a.b.c":2}`},
+		{ParseJSON, "an empty object and a value", `{"msg":"m","a.b":{},"a":1}`},
+		{ParseJSON, "a value and a nested empty object", `{"msg":"m","a.b":1,"a":{"b":{}}}`},
+		{ParseJSON, "a dot once unescaped", `{"msg":"m","a":1,"a\u002eb":2}`},
+		{ParseJSON, "a nested dot once unescaped", `{"msg":"m","x":{"a":1,"a\u002eb":2}}`},
+		{ParseLogfmt, "a value and an object at one path", `msg=m a=1 a.b=2`},
+		{ParseLogfmt, "a flag and an object at one path", `msg=m a a.b=2`},
 	} {
 		t.Run(tc.format+"/"+tc.name, func(t *testing.T) {
 			p := mustParser(t, tc.format)
@@ -411,24 +474,68 @@ func TestParser_DottedKeysMeetingOurFields(t *testing.T) {
 	tags := []Tag{{"_pod_name_", "web"}, {"team.name", "shop"}}
 	p := mustParser(t, ParseJSON, "_pod_name_", "team.name")
 	var buf bytes.Buffer
-	slog.New(slog.NewJSONHandler(&buf, nil)).Info("dots", "file.name", "a.go", "message.id", 7, "_pod_name_.x", "y",
-		"team", "mine", "team.lead", "ann", "files.n", 2, "filename", "b.go", "http.method", "GET")
-	m, ok := record(t, mustEncoder(t, tags...), p, strings.TrimSpace(buf.String()))
-	if !ok {
-		t.Fatalf("line refused: %s", buf.String())
-	}
-	for k, v := range map[string]any{
+	logger := slog.New(slog.NewJSONHandler(&buf, nil))
+	// team and team.lead each in a line of their own: side by side, team
+	// would be a value and an object at once, which Elasticsearch refuses
+	// (TestParser_PathsThatAreValueAndObject).
+	logger.Info("dots", "file.name", "a.go", "message.id", 7, "_pod_name_.x", "y",
+		"team", "mine", "files.n", 2, "filename", "b.go", "http.method", "GET")
+	logger.Info("dots", "team.lead", "ann")
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	enc := mustEncoder(t, tags...)
+	for i, want := range []map[string]any{{
 		"app_file.name": "a.go", "app_message.id": json.Number("7"), "app__pod_name_.x": "y",
-		"app_team": "mine", "app_team.lead": "ann", "files.n": json.Number("2"), "filename": "b.go", "http.method": "GET",
+		"app_team": "mine", "files.n": json.Number("2"), "filename": "b.go", "http.method": "GET",
 		"file": "/var/log/app.log", "team.name": "shop", "message": "dots",
-	} {
-		if m[k] != v {
-			t.Errorf("%s = %#v, want %#v", k, m[k], v)
+	}, {
+		"app_team.lead": "ann", "team.name": "shop", "message": "dots",
+	}} {
+		m, ok := record(t, enc, p, lines[i])
+		if !ok {
+			t.Fatalf("line refused: %s", lines[i])
+		}
+		for k, v := range want {
+			if m[k] != v {
+				t.Errorf("%s = %#v, want %#v", k, m[k], v)
+			}
+		}
+		for _, k := range []string{"file.name", "message.id", "_pod_name_.x", "team", "team.lead"} {
+			if _, ok := m[k]; ok {
+				t.Errorf("%s kept under its own name: %v", k, m)
+			}
 		}
 	}
-	for _, k := range []string{"file.name", "message.id", "_pod_name_.x", "team", "team.lead"} {
-		if _, ok := m[k]; ok {
-			t.Errorf("%s kept under its own name: %v", k, m)
+}
+
+// Ensure dotted keys that Elasticsearch merges into one object keep their
+// fields: ECS loggers write "log.level" beside an object "log", and a null
+// maps as nothing. (The paths it refuses are in
+// TestParser_BadInputIsRefusedWhole.)
+func TestParser_DottedPathsThatMerge(t *testing.T) {
+	enc := mustEncoder(t)
+	for _, tc := range []struct {
+		format, line string
+		want         map[string]any
+	}{
+		{ParseJSON, `{"@timestamp":"2026-12-05T10:00:00.000Z","log.level":"info","message":"started","ecs":{"version":"1.6.0"},"log":{"logger":"app","origin":{"file":{"line":8,"name":"main.py"},"function":"main"}}}`,
+			map[string]any{"log.level": "info", "message": "started"}},
+		{ParseJSON, `{"msg":"m","a":{"x":1},"a.b":2}`, map[string]any{"a.b": json.Number("2")}},
+		{ParseJSON, `{"msg":"m","a":null,"a.b":2}`, map[string]any{"a.b": json.Number("2"), "a": nil}},
+		{ParseJSON, `{"msg":"m","a.b":1,"a.c":{"d":2}}`, map[string]any{"a.b": json.Number("1")}},
+		{ParseJSON, `{"msg":"m","msg.id":7}`, map[string]any{"msg.id": json.Number("7"), "message": "m"}},
+		{ParseJSON, `{"msg":"m","ab":1,"a.b":2,"a-b":3}`, map[string]any{"ab": json.Number("1"), "a.b": json.Number("2")}},
+		{ParseJSON, `{"msg":"m","n":[[1],[2,null],3],"o":[{"a":1},[{"b":2}],null]}`, map[string]any{"message": "m"}},
+		{ParseLogfmt, `msg=m a.b=1 a.c=2 ab=3`, map[string]any{"a.b": "1", "ab": "3"}},
+	} {
+		m, ok := record(t, enc, mustParser(t, tc.format), tc.line)
+		if !ok {
+			t.Errorf("refused: %s", tc.line)
+			continue
+		}
+		for k, v := range tc.want {
+			if got, present := m[k]; got != v || !present {
+				t.Errorf("%s: %s = %#v (present %v), want %#v", tc.line, k, got, present, v)
+			}
 		}
 	}
 }
@@ -764,6 +871,8 @@ func FuzzParser(f *testing.F) {
 	f.Add(`{"msg":"a","n":[{"x":1,"x":2}]}`)
 	f.Add(`{"msg":"a","n":{"a..b":1},"":2}`)
 	f.Add(`msg=a .=1`)
+	f.Add(`{"msg":"m","a":{"b":[1,{}]},"a.b.c":{"d.e":null},"x.y":2}`)
+	f.Add(`msg=m a.b=1 a b.c`)
 	enc, _ := NewEncoder([]Tag{{"_pod_name_", "w"}})
 	otlp := NewOTLPEncoder()
 	parsers := []*Parser{mustParser(f, ParseJSON, "_pod_name_"), mustParser(f, ParseNginx), mustParser(f, ParseLogfmt), mustParser(f, ParseRegex)}
@@ -779,6 +888,7 @@ func FuzzParser(f *testing.F) {
 				t.Fatalf("invalid JSON for %q: %s", line, out)
 			}
 			requireNoDuplicateKeys(t, out)
+			requireNoPathClash(t, out)
 			requirePairedSurrogates(t, out)
 			var lr logspb.LogRecord
 			if err := proto.Unmarshal(otlp.AppendRecord(nil, r), &lr); err != nil {

@@ -35,19 +35,26 @@ var ownFields = []string{FieldTimestamp, FieldMessage, FieldFile, FieldStream, F
 // at either end, two dots in a row). A record with such a field would be
 // refused whole, so a line that gives one is not parsed.
 func IsFieldName(key []byte) bool {
+	ok, _ := fieldName(key)
+	return ok
+}
+
+// fieldName is IsFieldName, and also reports whether key has a dot: the
+// parsers need both for every key, in one pass over it.
+func fieldName(key []byte) (ok, dotted bool) {
 	blank := true // the piece so far is empty or white space (≤ ' ', as Java's trim)
 	for _, c := range key {
 		switch {
 		case c == '.':
 			if blank {
-				return false
+				return false, true
 			}
-			blank = true
+			blank, dotted = true, true
 		case c > ' ':
 			blank = false
 		}
 	}
-	return !blank
+	return !blank, dotted
 }
 
 // Tag is one field added to every record.
