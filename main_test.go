@@ -327,6 +327,8 @@ func TestRun_InvalidConfigurationExitsTwo(t *testing.T) {
 		{"tag ending with a dot", map[string]string{"TAILCAR_PATHS": paths, "TAILCAR_TAGS": "team.=x"}, "TAILCAR_TAGS", "", false},
 		{"loki label name with a dash", map[string]string{"TAILCAR_PATHS": paths, "TAILCAR_SINK": "loki", "TAILCAR_SINK_URL": "http://127.0.0.1:9", "TAILCAR_LOKI_LABELS": "_pod_name_,k8s-app"}, "TAILCAR_LOKI_LABELS", "", false},
 		{"shadowing tag", map[string]string{"TAILCAR_PATHS": paths, "TAILCAR_TAGS": "message=x"}, "TAILCAR_TAGS", "", false},
+		{"tag under another", map[string]string{"TAILCAR_PATHS": paths, "TAILCAR_TAGS": "team=x,team.name=y"}, "TAILCAR_TAGS", "", false},
+		{"tag under a record field", map[string]string{"TAILCAR_PATHS": paths, "TAILCAR_TAGS": "file.name=x"}, "TAILCAR_TAGS", "", false},
 		{"zero wait", map[string]string{"TAILCAR_PATHS": paths, "TAILCAR_BATCH_WAIT": "0s"}, "TAILCAR_BATCH_WAIT", "", false},
 		// 0 is a valid drain delay: the message must not say otherwise.
 		{"time layout without a year", map[string]string{"TAILCAR_PATHS": paths, "TAILCAR_PARSE": "json", "TAILCAR_TIME_FORMAT": "%Y-%m-%d %H:%M:%S"}, "TAILCAR_TIME_FORMAT", "", false},

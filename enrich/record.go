@@ -115,12 +115,15 @@ func (e *Encoder) appendTimestamp(dst []byte, t time.Time) []byte {
 }
 
 // NewEncoder returns an Encoder that adds tags to every record, in the
-// order given. It fails when a tag would shadow a record field or repeat
-// another tag.
+// order given. It fails when a tag would shadow a record field, repeat
+// another tag, or make one path a value and an object with one of them.
 func NewEncoder(tags []Tag) (*Encoder, error) {
 	seen := make(map[string]bool, len(tags))
 	var enc []byte
 	for i, t := range tags {
+		if other := pathClash(t.Name, tags, i); other != "" {
+			return nil, &TagError{i, t.Name, fmt.Sprintf("and %s would make one path a value and an object, which Elasticsearch refuses in every record (a dot in a name is a path to it)", other)}
+		}
 		if slices.Contains(ownFields, t.Name) {
 			return nil, &TagError{i, t.Name, "would replace the record's own field"}
 		}
@@ -137,6 +140,26 @@ func NewEncoder(tags []Tag) (*Encoder, error) {
 		enc = AppendString(enc, []byte(t.Value))
 	}
 	return &Encoder{tags: enc}, nil
+}
+
+// pathClash returns the record field or the other tag whose name is a
+// dot-prefix of name (file for file.name), or has name as its own (a
+// for a.b), or "" when there is none.
+func pathClash(name string, tags []Tag, self int) string {
+	under := func(long, short string) bool {
+		return len(long) > len(short) && long[len(short)] == '.' && long[:len(short)] == short
+	}
+	for _, own := range ownFields {
+		if under(name, own) {
+			return own
+		}
+	}
+	for j, t := range tags {
+		if j != self && (under(name, t.Name) || under(t.Name, name)) {
+			return t.Name
+		}
+	}
+	return ""
 }
 
 // AppendTimestamp appends t in UTC as RFC 3339 with all nine fractional

@@ -32,10 +32,16 @@ func TestEncoder_RecordShape(t *testing.T) {
 
 // Ensure a tag can neither shadow a record field nor repeat.
 func TestNewEncoder_RefusesClashingTags(t *testing.T) {
-	for _, tags := range [][]Tag{{{"message", "x"}}, {{"@timestamp", "x"}}, {{"file", "x"}}, {{"a", "1"}, {"a", "2"}}} {
+	for _, tags := range [][]Tag{{{"message", "x"}}, {{"@timestamp", "x"}}, {{"file", "x"}}, {{"a", "1"}, {"a", "2"}},
+		// a path that would be a value and an object in every record
+		{{"file.name", "x"}}, {{"message.id", "x"}}, {{"team", "x"}, {"team.name", "y"}}, {{"k8s.pod.name", "x"}, {"k8s.pod", "y"}}} {
 		if _, err := NewEncoder(tags); err == nil {
 			t.Errorf("NewEncoder(%v) accepted", tags)
 		}
+	}
+	// Paths that only share a start, or that merge into one object.
+	if _, err := NewEncoder([]Tag{{"k8s.pod.name", "p"}, {"k8s.namespace.name", "n"}, {"filename", "f"}, {"team", "t"}, {"teams.x", "y"}}); err != nil {
+		t.Error(err)
 	}
 }
 
