@@ -772,12 +772,14 @@ func TestParser_NoAllocationsPerLine(t *testing.T) {
 	enc := mustEncoder(t, Tag{"_pod_name_", "web"})
 	jsonLine := []byte(`{"time":"2026-12-02T10:00:00.123456789Z","level":"INFO","msg":"order placed","order":42,"user":{"id":7},"path":"/api/v1/cart","took_ms":12.5}`)
 	nginxLine := []byte(`10.0.0.1 - - [02/Dec/2026:10:00:00 +0000] "GET /api/v1/items?seq=70 HTTP/1.1" 200 153 "-" "Mozilla/5.0 \x22x\x22"`)
+	// ECS's dotted keys beside objects: its paths are checked (fieldPaths).
+	ecsLine := []byte(`{"@timestamp":"2026-12-05T10:00:00.000Z","log.level":"info","message":"started seq=70 ","ecs":{"version":"1.6.0"},"log":{"logger":"app","origin":{"file":{"line":8,"name":"main.py"}}},"tags":[{"a":1},{"b.c":[1,2]}]}`)
 	filter := Filter{Drop: regexp.MustCompile(`seq=\d*[1-9] `)}
 	for _, tc := range []struct {
 		name string
 		p    *Parser
 		line []byte
-	}{{"json", mustParser(t, ParseJSON), jsonLine}, {"nginx", mustParser(t, ParseNginx), nginxLine}} {
+	}{{"json", mustParser(t, ParseJSON), jsonLine}, {"nginx", mustParser(t, ParseNginx), nginxLine}, {"json with dotted keys", mustParser(t, ParseJSON), ecsLine}} {
 		for _, e := range []struct {
 			name string
 			enc  interface {
