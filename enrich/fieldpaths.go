@@ -2,7 +2,6 @@ package enrich
 
 import (
 	"bytes"
-	"hash/maphash"
 	"slices"
 )
 
@@ -18,7 +17,6 @@ import (
 // check runs only for records with a dotted key or such an array
 // somewhere (Fields.mayClash), so other lines pay nothing for it.
 type fieldPaths struct {
-	seed maphash.Seed
 	path []byte // the path being walked
 	// values holds the hashes of the paths of values (strings, numbers,
 	// booleans, arrays of them); objects those of every path that is an
@@ -28,7 +26,7 @@ type fieldPaths struct {
 }
 
 func newFieldPaths() *fieldPaths {
-	return &fieldPaths{seed: maphash.MakeSeed()}
+	return &fieldPaths{}
 }
 
 // clash reports whether the fields f gives a record hold a path that is
@@ -147,21 +145,30 @@ func (fp *fieldPaths) walk() bool {
 
 // value notes fp.path as a value's.
 func (fp *fieldPaths) value() {
-	fp.values = append(fp.values, maphash.Bytes(fp.seed, fp.path))
-	fp.prefixes()
+	fp.values = append(fp.values, fp.hashPath())
 }
 
 // object notes fp.path as an object's.
 func (fp *fieldPaths) object() {
-	fp.objects = append(fp.objects, maphash.Bytes(fp.seed, fp.path))
-	fp.prefixes()
+	fp.objects = append(fp.objects, fp.hashPath())
 }
 
-// prefixes notes every strict dot-prefix of fp.path as an object's.
-func (fp *fieldPaths) prefixes() {
-	for i, c := range fp.path {
+// hashPath notes every strict dot-prefix of fp.path as an object's and
+// returns the hash of the whole path. FNV-1a hashes each prefix on the
+// way to the whole, in one pass; maphash, a call per prefix, cost a tenth
+// more per ECS line (BenchmarkParser/json-dotted). FNV is not seeded: a
+// line made to collide can only have itself shipped unparsed.
+func (fp *fieldPaths) hashPath() uint64 {
+	const (
+		offset = 14695981039346656037
+		prime  = 1099511628211
+	)
+	h := uint64(offset)
+	for _, c := range fp.path {
 		if c == '.' {
-			fp.objects = append(fp.objects, maphash.Bytes(fp.seed, fp.path[:i]))
+			fp.objects = append(fp.objects, h)
 		}
+		h = (h ^ uint64(c)) * prime
 	}
+	return h
 }

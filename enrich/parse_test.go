@@ -817,6 +817,8 @@ func BenchmarkParser(b *testing.B) {
 	}{
 		{"json", mustParser(b, ParseJSON), `{"time":"2026-12-02T10:00:00.123456789Z","level":"INFO","msg":"order placed","order":42,"user":{"id":7},"path":"/api/v1/cart","took_ms":12.5}`},
 		{"nginx", mustParser(b, ParseNginx), `10.0.0.1 - - [02/Dec/2026:10:00:00 +0000] "GET /api/v1/items?seq=7 HTTP/1.1" 200 153 "-" "Mozilla/5.0 (X11; Linux x86_64)"`},
+		// ECS's dotted keys beside objects: the paths are checked (fieldPaths).
+		{"json-dotted", mustParser(b, ParseJSON), `{"@timestamp":"2026-12-02T10:00:00.123Z","log.level":"info","message":"order placed","ecs":{"version":"1.6.0"},"log":{"logger":"shop","origin":{"file":{"line":8,"name":"main.py"}}},"order.id":42}`},
 		{"logfmt", mustParser(b, ParseLogfmt), `time=2026-12-02T10:00:01.5Z level=info msg="user logged in" took=12ms seq=3`},
 		{"regex", mustParser(b, ParseRegex), `ERROR 1796205600123 payment refused seq=4`},
 	} {
