@@ -725,17 +725,19 @@ func (b *bench) run(lines int, idle time.Duration) error {
 		// each is kept, since a noisy neighbour only ever makes a run
 		// slower, and alternating puts a noisy minute on both.
 		floorRun := func(workload, file string, i int) row {
-			fmt.Fprintf(os.Stderr, "%s: floor, run %d\n", workload, i+1)
-			return b.w1Every(workload, "floor", exec.Command(b.floor, "-file", file, "-url", "http://"+b.recv.addr+"/"), lines, 1)
+			r := b.w1Every(workload, "floor", exec.Command(b.floor, "-file", file, "-url", "http://"+b.recv.addr+"/"), lines, 1)
+			fmt.Fprintf(os.Stderr, "%s: floor, run %d: %.2f CPU-s\n", workload, i+1, r.cpu.Seconds())
+			return r
 		}
 		tailcarRun := func(workload, file string, every, i int, extra ...string) row {
-			fmt.Fprintf(os.Stderr, "%s: tailcar, run %d\n", workload, i+1)
 			pos, _ := os.MkdirTemp("", "tailcar-bench-pos")
 			defer os.RemoveAll(pos)
 			cmd := exec.Command(b.tailcar)
 			cmd.Env = b.tailcarEnv(pos, file, extra...)
 			cmd.Stderr = os.Stderr
-			return b.w1Every(workload, "tailcar", cmd, lines, every)
+			r := b.w1Every(workload, "tailcar", cmd, lines, every)
+			fmt.Fprintf(os.Stderr, "%s: tailcar, run %d: %.2f CPU-s\n", workload, i+1, r.cpu.Seconds())
+			return r
 		}
 		var floorBest, tailBest row
 		for i := range w1Runs {
