@@ -540,6 +540,34 @@ func TestParser_DottedPathsThatMerge(t *testing.T) {
 	}
 }
 
+// Ensure the path check's work grows with the line, not with its depth
+// times its values: a hostile line of 60 nested 8,000-byte dotted keys
+// over 50,000 values noted every prefix again for each value (6 million
+// hashes, 29 s) before paths were hashed on from their parent's.
+func TestParser_DeepDottedPathsCostTheirLength(t *testing.T) {
+	var b strings.Builder
+	b.WriteString(`{"msg":"m",`)
+	for range 60 {
+		fmt.Fprintf(&b, `"k.%s":{`, strings.Repeat("x", 8000))
+	}
+	for i := range 50000 {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		fmt.Fprintf(&b, `"a%d":1`, i)
+	}
+	b.WriteString(strings.Repeat("}", 61))
+	line := []byte(b.String())
+	p := mustParser(t, ParseJSON)
+	var f Fields
+	if !p.Parse(line, &f) {
+		t.Fatal("line refused; its paths do not clash")
+	}
+	if noted := len(p.paths.values) + len(p.paths.objects); noted > 50000+2*60+10 {
+		t.Fatalf("%d paths noted for 50,000 values under 60 objects", noted)
+	}
+}
+
 // manyKeys returns n members "k0":v … "k<n-1>":v for an object.
 func manyKeys(n, v int) string {
 	members := make([]string, n)
