@@ -329,6 +329,7 @@ func TestRun_InvalidConfigurationExitsTwo(t *testing.T) {
 		{"shadowing tag", map[string]string{"TAILCAR_PATHS": paths, "TAILCAR_TAGS": "message=x"}, "TAILCAR_TAGS", "", false},
 		{"tag under another", map[string]string{"TAILCAR_PATHS": paths, "TAILCAR_TAGS": "team=x,team.name=y"}, "TAILCAR_TAGS", "", false},
 		{"tag under a record field", map[string]string{"TAILCAR_PATHS": paths, "TAILCAR_TAGS": "file.name=x"}, "TAILCAR_TAGS", "", false},
+		{"tag named as an elasticsearch metadata field", map[string]string{"TAILCAR_PATHS": paths, "TAILCAR_TAGS": "_id=x"}, "TAILCAR_TAGS", "", false},
 		{"zero wait", map[string]string{"TAILCAR_PATHS": paths, "TAILCAR_BATCH_WAIT": "0s"}, "TAILCAR_BATCH_WAIT", "", false},
 		// 0 is a valid drain delay: the message must not say otherwise.
 		{"time layout without a year", map[string]string{"TAILCAR_PATHS": paths, "TAILCAR_PARSE": "json", "TAILCAR_TIME_FORMAT": "%Y-%m-%d %H:%M:%S"}, "TAILCAR_TIME_FORMAT", "", false},

@@ -19,7 +19,8 @@ const (
 
 // RenamePrefix is put before a parsed field whose name tailcar's own
 // fields or the tags already use: an app's "file" or "_pod_name_" is
-// kept as "app_file" or "app__pod_name_", and never replaces ours.
+// kept as "app_file" or "app__pod_name_", and never replaces ours. So is
+// one named as an Elasticsearch metadata field: "_id" becomes "app__id".
 const RenamePrefix = "app_"
 
 // maxFields bounds the fields taken from one line. A line with more is
@@ -74,7 +75,7 @@ type Parser struct {
 // NewParser checks cfg and returns its Parser.
 func NewParser(cfg ParserConfig) (*Parser, error) {
 	p := &Parser{cfg: cfg, taken: make(map[string]bool), paths: newFieldPaths()}
-	for _, name := range slices.Concat(ownFields, cfg.Taken) {
+	for _, name := range slices.Concat(ownFields, elasticsearchOwn, cfg.Taken) {
 		// A tag k8s.pod is the object k8s to Elasticsearch: an app's k8s
 		// would collide with it.
 		for i := range len(name) {

@@ -568,6 +568,41 @@ func TestParser_DeepDottedPathsCostTheirLength(t *testing.T) {
 	}
 }
 
+// Ensure a parsed field named as one of Elasticsearch's metadata fields
+// is renamed, at the top only: Elasticsearch refuses a document with an
+// _id at its top, which MongoDB-backed apps log, and takes one nested.
+func TestParser_ElasticsearchMetadataFieldsAreRenamed(t *testing.T) {
+	enc := mustEncoder(t)
+	for _, tc := range []struct {
+		format, line string
+		want         map[string]any
+		gone         []string
+	}{
+		{ParseJSON, `{"msg":"saved","_id":"6570f1","_index":"orders","_source.x":1,"user":{"_id":"u7"},"_doc_count":3}`,
+			map[string]any{"app__id": "6570f1", "app__index": "orders", "app__source.x": json.Number("1"), "_doc_count": json.Number("3")},
+			[]string{"_id", "_index", "_source.x"}},
+		{ParseLogfmt, `msg=saved _id=6570f1 _routing=eu`, map[string]any{"app__id": "6570f1", "app__routing": "eu"}, []string{"_id", "_routing"}},
+	} {
+		m, ok := record(t, enc, mustParser(t, tc.format), tc.line)
+		if !ok {
+			t.Fatalf("refused: %s", tc.line)
+		}
+		for k, v := range tc.want {
+			if m[k] != v {
+				t.Errorf("%s: %s = %#v, want %#v", tc.line, k, m[k], v)
+			}
+		}
+		for _, k := range tc.gone {
+			if _, ok := m[k]; ok {
+				t.Errorf("%s: %s kept under its own name", tc.line, k)
+			}
+		}
+		if user, _ := m["user"].(map[string]any); tc.format == ParseJSON && user["_id"] != "u7" {
+			t.Errorf("nested _id = %#v, want it kept", user["_id"])
+		}
+	}
+}
+
 // manyKeys returns n members "k0":v … "k<n-1>":v for an object.
 func manyKeys(n, v int) string {
 	members := make([]string, n)

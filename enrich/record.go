@@ -29,6 +29,15 @@ const (
 // carries the same key twice.
 var ownFields = []string{FieldTimestamp, FieldMessage, FieldFile, FieldStream, FieldTruncated, FieldObserved}
 
+// elasticsearchOwn are Elasticsearch's metadata fields: a document that
+// holds one at its top is refused ("Field [_id] is a metadata field and
+// cannot be added inside a document"), and JSON from MongoDB-backed apps
+// often has an _id. A parsed field of one of these names is renamed as if
+// it were ours, and a tag may not take one. (_doc_count is left out: a
+// document may set it.)
+var elasticsearchOwn = []string{"_id", "_index", "_source", "_routing", "_field_names", "_ignored", "_ignored_source",
+	"_seq_no", "_version", "_primary_term", "_tier", "_type", "_size", "_meta", "_nested_path", "_data_stream_timestamp", "_tsid"}
+
 // IsFieldName reports whether Elasticsearch takes key as a field name:
 // it splits a name at its dots into objects, and refuses a document with
 // a name whose pieces are not all there (empty, only white space, a dot
@@ -127,6 +136,9 @@ func NewEncoder(tags []Tag) (*Encoder, error) {
 		if slices.Contains(ownFields, t.Name) {
 			return nil, &TagError{i, t.Name, "would replace the record's own field"}
 		}
+		if slices.Contains(elasticsearchOwn, t.Name) {
+			return nil, &TagError{i, t.Name, "is one of Elasticsearch's metadata fields, which it refuses inside a document"}
+		}
 		if seen[t.Name] {
 			return nil, &TagError{i, t.Name, "is given twice"}
 		}
@@ -149,7 +161,7 @@ func pathClash(name string, tags []Tag, self int) string {
 	under := func(long, short string) bool {
 		return len(long) > len(short) && long[len(short)] == '.' && long[:len(short)] == short
 	}
-	for _, own := range ownFields {
+	for _, own := range slices.Concat(ownFields, elasticsearchOwn) {
 		if under(name, own) {
 			return own
 		}

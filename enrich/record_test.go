@@ -34,7 +34,9 @@ func TestEncoder_RecordShape(t *testing.T) {
 func TestNewEncoder_RefusesClashingTags(t *testing.T) {
 	for _, tags := range [][]Tag{{{"message", "x"}}, {{"@timestamp", "x"}}, {{"file", "x"}}, {{"a", "1"}, {"a", "2"}},
 		// a path that would be a value and an object in every record
-		{{"file.name", "x"}}, {{"message.id", "x"}}, {{"team", "x"}, {"team.name", "y"}}, {{"k8s.pod.name", "x"}, {"k8s.pod", "y"}}} {
+		{{"file.name", "x"}}, {{"message.id", "x"}}, {{"team", "x"}, {"team.name", "y"}}, {{"k8s.pod.name", "x"}, {"k8s.pod", "y"}},
+		// Elasticsearch's metadata fields, refused inside a document
+		{{"_id", "x"}}, {{"_index", "x"}}, {{"_source.x", "y"}}} {
 		if _, err := NewEncoder(tags); err == nil {
 			t.Errorf("NewEncoder(%v) accepted", tags)
 		}
