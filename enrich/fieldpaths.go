@@ -13,9 +13,11 @@ import (
 // and is taken, as is ECS's {"log.level":"info","log":{"logger":"x"}}.
 // Such a document would be dropped as poison, so the line is shipped
 // unparsed instead. So is one with an array that holds an object beside a
-// value ({"n":[1,{"b":2}]}): the array's elements share its path. The
-// check runs only for records with a dotted key or such an array
-// somewhere (Fields.mayClash), so other lines pay nothing for it.
+// value ({"n":[1,{"b":2}]}): the array's elements share its path. So is
+// one whose objects nest deeper than Elasticsearch maps them
+// (elasticsearchDepth). The check runs only for records with a dotted key,
+// such an array, or objects nested that deep somewhere (Fields.mayClash),
+// so other lines pay nothing for it.
 type fieldPaths struct {
 	// values holds the hashes of the paths of values (strings, numbers,
 	// booleans, arrays of them); objects those of every path that is an
@@ -40,9 +42,17 @@ const (
 	fnvPrime  = 1099511628211
 )
 
+// elasticsearchDepth is Elasticsearch's default index.mapping.depth.limit:
+// the record is depth 1, and each object in it one more, so an object
+// whose path has this many names, or a value whose path has more, makes
+// the document refused ("Limit of mapping depth [20] has been exceeded").
+// Arrays add no depth; a dot in a name does.
+const elasticsearchDepth = 20
+
 // clash reports whether the fields f gives a record hold a path that is
-// both a value and an object. A hash shared by two different paths can
-// only make a good line unparsed, never let a bad one through.
+// both a value and an object, or one deeper than elasticsearchDepth. A
+// hash shared by two different paths can only make a good line unparsed,
+// never let a bad one through.
 func (fp *fieldPaths) clash(f *Fields) bool {
 	fp.values, fp.objects = fp.values[:0], fp.objects[:0]
 	if cap(fp.values)+cap(fp.objects) > manyKept {
@@ -56,15 +66,19 @@ func (fp *fieldPaths) clash(f *Fields) bool {
 		if m.skip {
 			continue // the message or the time: not a field of the record
 		}
-		h := fp.hashOn(fnvOffset, m.key)
+		h, dots := fp.hashOn(fnvOffset, m.key)
+		names := 1 + dots
 		if m.form != formJSON || (m.kind != KindObject && m.kind != KindArray) {
+			if names > elasticsearchDepth {
+				return true
+			}
 			if m.kind != KindNull {
 				fp.values = append(fp.values, h)
 			}
 			continue
 		}
 		fp.scan.Reset(m.val)
-		if !fp.walk(h) {
+		if !fp.walk(h, names) {
 			return true // not what the parser checked: refuse, lose nothing
 		}
 	}
@@ -87,15 +101,17 @@ func (fp *fieldPaths) clash(f *Fields) bool {
 }
 
 // hashOn carries the hash h of a path on over key's bytes, noting the
-// hash at each of key's dots as an object's.
-func (fp *fieldPaths) hashOn(h uint64, key []byte) uint64 {
+// hash at each of key's dots as an object's; it also counts the dots.
+func (fp *fieldPaths) hashOn(h uint64, key []byte) (uint64, int) {
+	dots := 0
 	for _, c := range key {
 		if c == '.' {
 			fp.objects = append(fp.objects, h)
+			dots++
 		}
 		h = (h ^ uint64(c)) * fnvPrime
 	}
-	return h
+	return h, dots
 }
 
 // below is the hash h of a path carried on over the dot that joins a key
@@ -104,10 +120,11 @@ func below(h uint64) uint64 {
 	return (h ^ '.') * fnvPrime
 }
 
-// walk reads the JSON value at the scanner, at the path whose hash is h.
-// Elasticsearch reads an array of objects as one object per element at
-// the array's own path, so elements take the path of their array.
-func (fp *fieldPaths) walk(h uint64) bool {
+// walk reads the JSON value at the scanner, at the path whose hash is h
+// and which has names names. Elasticsearch reads an array of objects as
+// one object per element at the array's own path, so elements take the
+// path of their array. It reports false for a value too deep.
+func (fp *fieldPaths) walk(h uint64, names int) bool {
 	s := &fp.scan
 	s.space()
 	if s.i >= len(s.b) {
@@ -118,6 +135,9 @@ func (fp *fieldPaths) walk(h uint64) bool {
 		s.i++
 		// An object makes its path an object's, whatever it holds: even
 		// {"b":null} beside a value in an array is refused.
+		if names >= elasticsearchDepth {
+			return false
+		}
 		fp.objects = append(fp.objects, h)
 		if s.Consume('}') {
 			return true
@@ -133,7 +153,8 @@ func (fp *fieldPaths) walk(h uint64) bool {
 				}
 				key = fp.key
 			}
-			if !fp.walk(fp.hashOn(below(h), key)) {
+			kh, dots := fp.hashOn(below(h), key)
+			if !fp.walk(kh, names+1+dots) {
 				return false
 			}
 			if s.Consume('}') {
@@ -149,7 +170,7 @@ func (fp *fieldPaths) walk(h uint64) bool {
 			return true
 		}
 		for {
-			if !fp.walk(h) {
+			if !fp.walk(h, names) {
 				return false
 			}
 			if s.Consume(']') {
@@ -161,9 +182,12 @@ func (fp *fieldPaths) walk(h uint64) bool {
 		}
 	default:
 		_, kind, ok := s.Value()
-		if ok && kind != KindNull { // a null maps as nothing
+		if !ok || names > elasticsearchDepth {
+			return false
+		}
+		if kind != KindNull { // a null maps as nothing
 			fp.values = append(fp.values, h)
 		}
-		return ok
+		return true
 	}
 }

@@ -31,9 +31,10 @@ type JSONScanner struct {
 	// since the last Reset.
 	many    [MaxJSONDepth]map[string]struct{}
 	manyBig uint64
-	// mayClash says that since the last Reset a key had a dot in it, or
-	// an array held an object beside another value: only then can a
-	// path be both a value and an object (fieldPaths).
+	// mayClash says that since the last Reset a key had a dot in it, an
+	// array held an object beside another value, or values nested deep:
+	// only then can a path be both a value and an object, or deeper than
+	// Elasticsearch maps (fieldPaths).
 	mayClash bool
 }
 
@@ -245,6 +246,9 @@ func (s *JSONScanner) value(depth int) (ValueKind, bool) {
 		if depth >= MaxJSONDepth {
 			return 0, false
 		}
+		// An object this deep may be deeper than Elasticsearch maps
+		// (fieldPaths counts the names of its path; arrays add none).
+		s.mayClash = s.mayClash || depth >= elasticsearchDepth-1
 		closing, kind := byte('}'), KindObject
 		if c == '[' {
 			closing, kind = ']', KindArray

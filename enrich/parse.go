@@ -181,9 +181,10 @@ type Fields struct {
 	Time time.Time
 	// TimeFound says a time field was present (read or not).
 	TimeFound bool
-	// mayClash says a key, at any depth, had a dot in it, or an array
-	// held an object beside another value: only then can a path be both
-	// a value and an object (fieldPaths).
+	// mayClash says a key, at any depth, had a dot in it, an array held
+	// an object beside another value, or values nested deep: only then
+	// can a path be both a value and an object, or deeper than
+	// Elasticsearch maps (fieldPaths).
 	mayClash bool
 }
 

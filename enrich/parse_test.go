@@ -60,8 +60,9 @@ func record(t *testing.T, enc *Encoder, p *Parser, line string) (map[string]any,
 }
 
 // requireNoPathClash fails when a record holds a field path, with dots
-// read as Elasticsearch reads them, that is both a value and an object.
-// It is written apart from fieldPaths, over encoding/json's reading.
+// read as Elasticsearch reads them, that is both a value and an object,
+// or deeper than it maps (an object of 20 names, a value of 21). It is
+// written apart from fieldPaths, over encoding/json's reading.
 func requireNoPathClash(t *testing.T, obj []byte) {
 	t.Helper()
 	d := json.NewDecoder(bytes.NewReader(obj))
@@ -101,6 +102,14 @@ func requireNoPathClash(t *testing.T, obj []byte) {
 	for p := range values {
 		if objects[p] {
 			t.Fatalf("%q is a value and an object in %s", p, obj)
+		}
+		if names := strings.Count(p, ".") + 1; names > 20 {
+			t.Fatalf("value %q is %d names deep in %.200s", p, names, obj)
+		}
+	}
+	for p := range objects {
+		if names := strings.Count(p, ".") + 1; names >= 20 {
+			t.Fatalf("object %q is %d names deep in %.200s", p, names, obj)
 		}
 	}
 }
@@ -431,6 +440,13 @@ func TestParser_BadInputIsRefusedWhole(t *testing.T) {
 		{ParseJSON, "a nested dot once unescaped", `{"msg":"m","x":{"a":1,"a\u002eb":2}}`},
 		{ParseLogfmt, "a value and an object at one path", `msg=m a=1 a.b=2`},
 		{ParseLogfmt, "a flag and an object at one path", `msg=m a a.b=2`},
+		// Elasticsearch maps 20 levels: the record, and 19 objects in it.
+		{ParseJSON, "a value 21 names deep", `{"msg":"m","x":` + nestedObjects(20, "1") + `}`},
+		{ParseJSON, "an empty object 20 names deep", `{"msg":"m","x":` + nestedObjects(19, "{}") + `}`},
+		{ParseJSON, "a value 21 names deep through dots", `{"msg":"m","x":{"a.b.c.d.e.f.g.h.i.j":{"k.l.m.n.o.p.q.r.s.t":1}}}`},
+		{ParseJSON, "a dotted key of 21 names", `{"msg":"m","` + strings.Repeat("a.", 20) + `b":1}`},
+		{ParseJSON, "objects deep inside arrays", `{"msg":"m","x":[` + nestedObjects(20, "1") + `]}`},
+		{ParseLogfmt, "a key of 21 names", `msg=m ` + strings.Repeat("a.", 20) + `b=1`},
 	} {
 		t.Run(tc.format+"/"+tc.name, func(t *testing.T) {
 			p := mustParser(t, tc.format)
@@ -525,6 +541,10 @@ func TestParser_DottedPathsThatMerge(t *testing.T) {
 		{ParseJSON, `{"msg":"m","msg.id":7}`, map[string]any{"msg.id": json.Number("7"), "message": "m"}},
 		{ParseJSON, `{"msg":"m","ab":1,"a.b":2,"a-b":3}`, map[string]any{"ab": json.Number("1"), "a.b": json.Number("2")}},
 		{ParseJSON, `{"msg":"m","n":[[1],[2,null],3],"o":[{"a":1},[{"b":2}],null]}`, map[string]any{"message": "m"}},
+		// As deep as Elasticsearch maps, and arrays, which add no depth.
+		{ParseJSON, `{"msg":"m","x":` + nestedObjects(19, "1") + `,"y":` + nestedObjects(18, "{}") + `}`, map[string]any{"message": "m"}},
+		{ParseJSON, `{"msg":"m","` + strings.Repeat("a.", 19) + `b":1}`, map[string]any{strings.Repeat("a.", 19) + "b": json.Number("1")}},
+		{ParseJSON, `{"msg":"m","x":` + strings.Repeat("[", 40) + `{"a":1}` + strings.Repeat("]", 40) + `}`, map[string]any{"message": "m"}},
 		{ParseLogfmt, `msg=m a.b=1 a.c=2 ab=3`, map[string]any{"a.b": "1", "ab": "3"}},
 	} {
 		m, ok := record(t, enc, mustParser(t, tc.format), tc.line)
@@ -541,30 +561,31 @@ func TestParser_DottedPathsThatMerge(t *testing.T) {
 }
 
 // Ensure the path check's work grows with the line, not with its depth
-// times its values: a hostile line of 60 nested 8,000-byte dotted keys
-// over 50,000 values noted every prefix again for each value (6 million
-// hashes, 29 s) before paths were hashed on from their parent's.
-func TestParser_DeepDottedPathsCostTheirLength(t *testing.T) {
+// times its values: a hostile line of 18 nested 40,000-byte keys over
+// 20,000 values, with a dotted key to have its paths checked, noted every
+// prefix again for each value (360,000 hashes over 14 GB of paths) before
+// paths were hashed on from their parent's.
+func TestParser_DeepPathsCostTheirLength(t *testing.T) {
 	var b strings.Builder
-	b.WriteString(`{"msg":"m",`)
-	for range 60 {
-		fmt.Fprintf(&b, `"k.%s":{`, strings.Repeat("x", 8000))
+	b.WriteString(`{"msg":"m","x.y":1,`)
+	for i := range 18 {
+		fmt.Fprintf(&b, `"k%d%s":{`, i, strings.Repeat("x", 40000))
 	}
-	for i := range 50000 {
+	for i := range 20000 {
 		if i > 0 {
 			b.WriteString(",")
 		}
 		fmt.Fprintf(&b, `"a%d":1`, i)
 	}
-	b.WriteString(strings.Repeat("}", 61))
+	b.WriteString(strings.Repeat("}", 19))
 	line := []byte(b.String())
 	p := mustParser(t, ParseJSON)
 	var f Fields
 	if !p.Parse(line, &f) {
-		t.Fatal("line refused; its paths do not clash")
+		t.Fatal("line refused; its paths neither clash nor nest too deep")
 	}
-	if noted := len(p.paths.values) + len(p.paths.objects); noted > 50000+2*60+10 {
-		t.Fatalf("%d paths noted for 50,000 values under 60 objects", noted)
+	if noted := len(p.paths.values) + len(p.paths.objects); noted > 20000+18+10 {
+		t.Fatalf("%d paths noted for 20,000 values under 18 objects", noted)
 	}
 }
 
@@ -601,6 +622,18 @@ func TestParser_ElasticsearchMetadataFieldsAreRenamed(t *testing.T) {
 			t.Errorf("nested _id = %#v, want it kept", user["_id"])
 		}
 	}
+}
+
+// nestedObjects returns n objects, each the only value of the one before,
+// with inner innermost: {"n1":{"n2":…{"nn":inner}…}}.
+func nestedObjects(n int, inner string) string {
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, `{"n%d":`, i+1)
+	}
+	b.WriteString(inner)
+	b.WriteString(strings.Repeat("}", n))
+	return b.String()
 }
 
 // manyKeys returns n members "k0":v … "k<n-1>":v for an object.
