@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/tailcar/tailcar/enrich"
 	"github.com/tailcar/tailcar/probe"
 	"github.com/tailcar/tailcar/ship"
 	"github.com/tailcar/tailcar/tailer"
@@ -56,6 +57,7 @@ func newAgent(cfg *Config, sink ship.Sink, log zerolog.Logger) (*agent, error) {
 		LocalSink:  cfg.Sink == "stdout",
 		BatchBytes: int(cfg.BatchBytes), BatchWait: cfg.BatchWait,
 		SenderPulse: senderPulse, ProducerPulse: followerPulse, Observer: sends,
+		Unparse: enrich.AppendUnparsed,
 	})
 	follower := tailer.NewFollower(tailer.Config{
 		Patterns: cfg.Paths, Exclude: cfg.Exclude, SymlinkRoots: cfg.SymlinkRoots, Ignore: cfg.ownFiles(),

@@ -59,6 +59,7 @@ const (
 	mMalformed    = "tailcar_lines_malformed_total"
 	mParseFailed  = "tailcar_parse_failures_total"
 	mTimeFallback = "tailcar_time_fallbacks_total"
+	mSentUnparsed = "tailcar_records_sent_unparsed_total"
 	mRotations    = "tailcar_rotations_total"
 	mLag          = "tailcar_file_lag_bytes"
 	mOldest       = "tailcar_oldest_unacked_record_age_seconds"
@@ -144,6 +145,7 @@ func (m *metrics) write(w io.Writer, now time.Time) {
 	e.sample(mDropped, `reason="too_large"`, float64(st.TooLarge))
 	e.sample(mDropped, `reason="partial_success"`, float64(st.PartiallyRejected))
 	e.one(mParseFailed, "counter", "Lines TAILCAR_PARSE could not parse, shipped as they are.", float64(m.pipe.parseFailed.Load()))
+	e.one(mSentUnparsed, "counter", "Parsed records the backend refused for their fields (an Elasticsearch mapping conflict), delivered as their lines.", float64(st.Unparsed))
 	e.one(mTimeFallback, "counter", "Records without a readable event time, stamped with the read time.", float64(m.pipe.timeFallback.Load()))
 	e.one(mRetried, "counter", "Records sent again by retries.", float64(st.Resent))
 	e.one(mRetries, "counter", "Send attempts after the first.", float64(st.Retries))

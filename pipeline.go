@@ -23,6 +23,12 @@ type pipeline struct {
 	shipper *ship.Shipper
 	buf     []byte
 	fields  enrich.Fields
+	// seeded, when set, encodes parsed records with the seed of their
+	// unparsed form (enrich/unparsed.go), for a backend that refuses a
+	// document for its fields (an Elasticsearch mapping conflict): then
+	// the line goes as its own message instead of being lost.
+	seeded *enrich.Encoder
+	seed   []byte
 	// Counters that metrics read; only Handle writes them.
 	truncated, filtered, parseFailed, timeFallback atomic.Int64
 }
@@ -75,13 +81,20 @@ func (p *pipeline) Handle(ctx context.Context, l tailer.Line) error {
 			}
 		}
 	}
-	p.buf = p.enc.AppendRecord(p.buf[:0], rec)
+	var seed []byte
+	if p.seeded != nil && rec.Fields != nil {
+		p.buf, p.seed = p.seeded.AppendRecordSeed(p.buf[:0], p.seed[:0], rec)
+		seed = p.seed
+	} else {
+		p.buf = p.enc.AppendRecord(p.buf[:0], rec)
+	}
 	var resource []byte
 	if p.groups != nil {
 		resource = p.groups.For(l.Path)
 	}
 	return p.shipper.Add(ctx, p.buf, ship.Meta{
 		Ack: ack, Pos: l.End, ReadAt: now, Event: eventOrRead(rec.Event, now), Since: l.Since, Resource: resource,
+		UnparsedSeed: seed,
 	})
 }
 
@@ -104,6 +117,9 @@ func (a positionsAcker) Ack(x ship.Ack) { a.p.Ack(x.Source, x.Offset) }
 func newPipeline(cfg *Config, shipper *ship.Shipper) *pipeline {
 	p := &pipeline{enc: cfg.encoder, filter: cfg.filter, parser: cfg.parser, paths: cfg.pathTagger,
 		groups: cfg.groups, shipper: shipper}
+	if enc, ok := cfg.encoder.(*enrich.Encoder); ok && cfg.Sink == "elasticsearch" && cfg.parser != nil {
+		p.seeded = enc
+	}
 	if cfg.Sink == "otlp" {
 		p.paths = nil // the path tags are in the resource
 	}

@@ -19,7 +19,8 @@ func (nopAcker) Ack(ship.Ack) {}
 
 // Ensure the whole per-line path after reading (filter, parse, encode and
 // add to a batch, or acknowledge a filtered line) allocates nothing once
-// its buffers have grown, with TAILCAR_PARSE none, json and nginx.
+// its buffers have grown, with TAILCAR_PARSE none, json and nginx, and
+// json with the seeds of unparsed forms the elasticsearch sink keeps.
 func TestPipeline_HandleAllocatesNothing(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector makes sync.Pool (regexp's) allocate; make test runs this without it")
@@ -34,7 +35,10 @@ func TestPipeline_HandleAllocatesNothing(t *testing.T) {
 	for _, tc := range []struct {
 		name, parse string
 		line        []byte
-	}{{"none", enrich.ParseNone, nginxLine}, {"nginx", enrich.ParseNginx, nginxLine}, {"json", enrich.ParseJSON, jsonLine}} {
+		// seeded: the elasticsearch sink's seeds of unparsed forms
+		seeded bool
+	}{{"none", enrich.ParseNone, nginxLine, false}, {"nginx", enrich.ParseNginx, nginxLine, false}, {"json", enrich.ParseJSON, jsonLine, false},
+		{"json-elasticsearch", enrich.ParseJSON, jsonLine, true}} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := Config{Paths: List{"/var/log/*.log"}, Parse: tc.parse, MessageKey: List{"message", "msg"},
 				TimeFormat: enrich.TimeAuto, Drop: `seq=\d*[1-9] `}
@@ -44,6 +48,9 @@ func TestPipeline_HandleAllocatesNothing(t *testing.T) {
 			s := ship.NewShipper(ship.Config{Sink: ship.NewWriter(io.Discard), Acker: nopAcker{}, Log: zerolog.Nop(),
 				BatchBytes: 1 << 30, BatchWait: time.Hour, Batches: 1})
 			p := &pipeline{enc: enc, filter: cfg.filter, parser: cfg.parser, shipper: s}
+			if tc.seeded {
+				p.seeded = enc
+			}
 			kept := tailer.Line{Source: 1, Path: "/var/log/nginx/access.log", End: 200, Text: tc.line}
 			skipped := tailer.Line{Source: 1, Path: "/var/log/nginx/access.log", End: 400, Text: dropped}
 			ctx := context.Background()

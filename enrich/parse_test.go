@@ -990,6 +990,7 @@ func FuzzParser(f *testing.F) {
 			requireNoDuplicateKeys(t, out)
 			requireNoPathClash(t, out)
 			requirePairedSurrogates(t, out)
+			requireUnparsedForm(t, enc, r, out)
 			var lr logspb.LogRecord
 			if err := proto.Unmarshal(otlp.AppendRecord(nil, r), &lr); err != nil {
 				t.Fatalf("invalid LogRecord for %q: %v", line, err)

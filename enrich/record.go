@@ -297,6 +297,13 @@ type Record struct {
 // AppendRecord appends one record, without a trailing newline, to dst.
 // It does not allocate when dst has room.
 func (e *Encoder) AppendRecord(dst []byte, r Record) []byte {
+	return e.appendRecord(dst, r, nil)
+}
+
+// appendRecord appends the record and, when at is not nil, notes where
+// its message and its parsed fields are (unparsed.go).
+func (e *Encoder) appendRecord(dst []byte, r Record, at *splice) []byte {
+	base := len(dst)
 	stamp := r.Read
 	if !r.Event.IsZero() {
 		stamp = r.Event
@@ -305,6 +312,9 @@ func (e *Encoder) AppendRecord(dst []byte, r Record) []byte {
 	dst = e.appendTimestamp(dst, stamp)
 	dst = append(dst, '"')
 	linePlain := false
+	if at != nil {
+		at.message = len(dst) - base
+	}
 	switch {
 	case r.Fields == nil || r.Fields.message == messageLine:
 		dst = append(dst, `,"message":`...)
@@ -321,6 +331,9 @@ func (e *Encoder) AppendRecord(dst []byte, r Record) []byte {
 		dst = append(dst, `,"message":`...)
 		dst = appendValue(dst, r.Fields.msgText, r.Fields.msgForm)
 	}
+	if at != nil {
+		at.messageEnd = len(dst) - base
+	}
 	dst = append(dst, `,"file":`...)
 	dst = appendStringFromString(dst, r.Path)
 	if r.Stream != "" {
@@ -336,6 +349,9 @@ func (e *Encoder) AppendRecord(dst []byte, r Record) []byte {
 		dst = append(dst, `,"observed_timestamp":"`...)
 		dst = e.appendTimestamp(dst, r.Read)
 		dst = append(dst, '"')
+	}
+	if at != nil {
+		at.fields = len(dst) - base
 	}
 	if r.Fields != nil {
 		dst = r.Fields.appendFields(dst, linePlain)

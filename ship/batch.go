@@ -14,6 +14,11 @@ type Batch struct {
 	// Records has one entry per record, in order, including acks of
 	// filtered lines, which have no data and are never sent.
 	Records []Record
+	// seeds holds the records' Meta.UnparsedSeed; unparsed the unparsed
+	// forms built from them for records the backend refused for their
+	// fields (Unparse), and unparse builds them (Config.Unparse).
+	seeds, unparsed []byte
+	unparse         func(dst, rec, seed []byte) ([]byte, bool)
 	// Groups are the group encodings that Record.Group indexes, for a
 	// sink that sends records grouped by their tags: OTLP resources, Loki
 	// stream labels.
@@ -34,8 +39,9 @@ type Batch struct {
 	bodyReady bool
 	// scratch holds the unsent records when they are not all of Data.
 	scratch []byte
-	// dropNote says why the first record a sink dropped was refused.
-	dropNote string
+	// dropNote says why the first record a sink dropped was refused;
+	// unparsedNote why the first one sent unparsed was refused parsed.
+	dropNote, unparsedNote string
 	// partial counts records the backend said it refused without saying
 	// which (an OTLP partial success): accepted, and counted as dropped.
 	partial     int
@@ -45,6 +51,10 @@ type Batch struct {
 // Record locates one record in Batch.Data and says what it acknowledges.
 type Record struct {
 	stop int // Data[previous stop:stop] is the record and its newline
+	// seeds[seed:seedStop] is the record's Meta.UnparsedSeed, empty when
+	// it has none; unparsed[unparsed:unparsedStop] its unparsed form,
+	// once Unparse has built it.
+	seed, seedStop, unparsed, unparsedStop int
 	// Ack is what delivering the record acknowledges.
 	Ack Ack
 	// Pos is the record's own end in its file: with Ack.Source, unique
@@ -64,12 +74,17 @@ type Record struct {
 type recordState uint8
 
 const (
-	pending    recordState = iota
-	accepted               // the backend has it
-	dropPoison             // refused on its own (a mapping error)
-	dropLarge              // too large for the backend even alone
-	dropBatch              // in a batch refused with a 4xx
+	pending          recordState = iota
+	pendingUnparsed              // to be sent without its parsed fields
+	accepted                     // the backend has it
+	acceptedUnparsed             // the backend has it, without its parsed fields
+	dropPoison                   // refused on its own (a mapping error)
+	dropLarge                    // too large for the backend even alone
+	dropBatch                    // in a batch refused with a 4xx
 )
+
+// unsettled says the backend has neither taken nor refused the record.
+func (s recordState) unsettled() bool { return s == pending || s == pendingUnparsed }
 
 // Meta is what the Shipper needs of a record besides its bytes.
 type Meta struct {
@@ -80,6 +95,10 @@ type Meta struct {
 	// Since is when the record was known to be there: the batch wait
 	// counts from then.
 	Since time.Time
+	// UnparsedSeed, for a parsed record whose backend may refuse its
+	// fields (an Elasticsearch mapping conflict), is what Config.Unparse
+	// builds the record's unparsed form from; nil otherwise.
+	UnparsedSeed []byte
 	// Resource is the encoded group the record belongs to (an OTLP
 	// resource, Loki stream labels), for a sink that groups records by
 	// it; nil for the others. Its bytes must not
@@ -90,8 +109,10 @@ type Meta struct {
 func (b *Batch) add(rec []byte, m Meta) {
 	b.Data = append(b.Data, rec...)
 	b.Data = append(b.Data, '\n')
-	b.Records = append(b.Records, Record{stop: len(b.Data), Ack: m.Ack, Pos: m.Pos,
-		Read: m.ReadAt.UnixNano(), Event: m.Event.UnixNano(), Group: b.group(m.Resource)})
+	from := len(b.seeds)
+	b.seeds = append(b.seeds, m.UnparsedSeed...)
+	b.Records = append(b.Records, Record{stop: len(b.Data), seed: from, seedStop: len(b.seeds),
+		Ack: m.Ack, Pos: m.Pos, Read: m.ReadAt.UnixNano(), Event: m.Event.UnixNano(), Group: b.group(m.Resource)})
 }
 
 // group returns the index of resource in Groups, adding it when new.
@@ -123,6 +144,7 @@ func (b *Batch) skip(ack Ack) {
 
 func (b *Batch) reset() {
 	b.Data = b.Data[:0]
+	b.seeds, b.unparsed = b.seeds[:0], b.unparsed[:0]
 	b.Records = b.Records[:0]
 	b.Groups = b.Groups[:0]
 	clear(b.groupOf)
@@ -130,7 +152,7 @@ func (b *Batch) reset() {
 	b.state = b.state[:0]
 	b.body = b.body[:0]
 	b.bodyReady = false
-	b.dropNote = ""
+	b.dropNote, b.unparsedNote = "", ""
 }
 
 // records counts the records with data.
@@ -155,7 +177,8 @@ func (b *Batch) setPart(lo, hi int) {
 
 // Unsent calls fn for every record of the part being sent that has data
 // and that the backend has neither accepted nor refused, in order, with
-// the record's bytes without its newline.
+// the record's bytes without its newline: its unparsed form once Unparse
+// has chosen it.
 func (b *Batch) Unsent(fn func(i int, rec []byte, r Record)) {
 	start := 0
 	if b.partLo > 0 {
@@ -163,8 +186,12 @@ func (b *Batch) Unsent(fn func(i int, rec []byte, r Record)) {
 	}
 	for i := b.partLo; i < b.partHi; i++ {
 		r := b.Records[i]
-		if !r.Skip && b.state[i] == pending {
+		switch {
+		case r.Skip:
+		case b.state[i] == pending:
 			fn(i, b.Data[start:r.stop-1], r)
+		case b.state[i] == pendingUnparsed:
+			fn(i, b.unparsed[r.unparsed:r.unparsedStop], r)
 		}
 		start = r.stop
 	}
@@ -211,7 +238,40 @@ func (b *Batch) Body(build func(dst []byte, b *Batch) ([]byte, error)) ([]byte, 
 }
 
 // Accept says the backend has record i.
-func (b *Batch) Accept(i int) { b.state[i] = accepted }
+func (b *Batch) Accept(i int) {
+	if b.state[i] == pendingUnparsed {
+		b.state[i] = acceptedUnparsed
+		return
+	}
+	b.state[i] = accepted
+}
+
+// Unparse says the backend refused record i for its fields, and chooses
+// its unparsed form for the next attempt. It reports false when the
+// record has no other form (it was not parsed, or this was that form):
+// then only Drop is left. why is logged for the first record unparsed.
+func (b *Batch) Unparse(i int, why string) bool {
+	r := &b.Records[i]
+	if b.state[i] != pending || r.seedStop == r.seed || b.unparse == nil {
+		return false
+	}
+	start := 0
+	if i > 0 {
+		start = b.Records[i-1].stop
+	}
+	from := len(b.unparsed)
+	form, ok := b.unparse(b.unparsed, b.Data[start:r.stop-1], b.seeds[r.seed:r.seedStop])
+	if !ok {
+		return false
+	}
+	b.unparsed = form
+	r.unparsed, r.unparsedStop = from, len(form)
+	b.state[i] = pendingUnparsed
+	if b.unparsedNote == "" {
+		b.unparsedNote = why
+	}
+	return true
+}
 
 // Drop says the backend refused record i on its own, and retrying cannot
 // help (a mapping error): it is dropped and counted. why is logged for
@@ -243,13 +303,17 @@ func (b *Batch) settleUnsent(s recordState) {
 	b.Unsent(func(i int, _ []byte, _ Record) { b.state[i] = s })
 }
 
-// count tallies the fates of the records with data.
-func (b *Batch) count() (accepted, poison, large, rejected int) {
+// count tallies the fates of the records with data; unparsed counts the
+// accepted ones that went without their parsed fields.
+func (b *Batch) count() (accepted, unparsed, poison, large, rejected int) {
 	for i, r := range b.Records {
 		if r.Skip {
 			continue
 		}
 		switch b.state[i] {
+		case acceptedUnparsed:
+			accepted++
+			unparsed++
 		case dropPoison:
 			poison++
 		case dropLarge:

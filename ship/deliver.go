@@ -5,6 +5,8 @@ import (
 	"errors"
 	"math/rand/v2"
 	"time"
+
+	"github.com/rs/zerolog"
 )
 
 // deliver sends b until the backend has taken or refused every record, or
@@ -40,8 +42,12 @@ func (s *Shipper) deliver(ctx context.Context, b *Batch) error {
 			mid := unsent[len(unsent)/2]
 			parts = append([][2]int{{lo, mid}, {mid, hi}}, parts...)
 		}
+		if b.unparsedNote != "" {
+			_, unparsed, _, _, _ := b.count()
+			s.logFirst(zerolog.WarnLevel, "unparsed", "the backend refused parsed records for their fields; sent them as their lines, unparsed: "+b.unparsedNote, unparsed, nil)
+		}
 		if b.dropNote != "" {
-			_, poison, _, _ := b.count()
+			_, _, poison, _, _ := b.count()
 			s.logDrop("poison", "documents the backend refused were dropped: "+b.dropNote, poison, nil)
 		}
 		if b.partial > 0 {
@@ -149,18 +155,25 @@ func (s *Shipper) logFailure(err error) {
 // logDrop logs dropped records: at error level the first time for each
 // kind, at debug after that.
 func (s *Shipper) logDrop(kind, msg string, records int, err error) {
+	s.logFirst(zerolog.ErrorLevel, kind, msg, records, err)
+}
+
+// logFirst logs at level the first time for each kind, at debug after
+// that, so that a backend refusing every batch does not flood the log.
+func (s *Shipper) logFirst(level zerolog.Level, kind, msg string, records int, err error) {
 	ev := s.cfg.Log.Debug()
 	if !s.logged[kind] {
 		s.logged[kind] = true
-		ev = s.cfg.Log.Error()
-		msg += "; further drops of this kind are logged at debug"
+		ev = s.cfg.Log.WithLevel(level)
+		msg += "; further ones of this kind are logged at debug"
 	}
 	ev.Err(err).Str("kind", kind).Int("records", records).Msg(msg)
 }
 
 // settle counts what became of every record of b.
 func (s *Shipper) settle(b *Batch) {
-	ok, poison, large, rejected := b.count()
+	ok, unparsed, poison, large, rejected := b.count()
+	s.unparsed.Add(int64(unparsed))
 	partial := min(b.partial, ok)
 	ok -= partial
 	s.partiallyRejected.Add(int64(partial))

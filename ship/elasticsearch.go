@@ -33,6 +33,10 @@ type Elasticsearch struct {
 	target string
 	index  []byte // the index name as a JSON string
 	post   *poster
+	// bulk is the uncompressed body, kept between sends so that building
+	// one does not allocate a batch's worth each time; only the sender
+	// uses it.
+	bulk []byte
 }
 
 // Bounds on reading a bulk answer. It lists every document, so it is read
@@ -54,14 +58,30 @@ func NewElasticsearch(ep Endpoint, index string) (*Elasticsearch, error) {
 
 // Send posts the records not yet settled. Items refused with 429 or 5xx,
 // or not answered for, make Send fail so that the shipper retries them,
-// and only them; items refused otherwise (a mapping error) are dropped
-// and counted.
+// and only them. A parsed record refused with 400 (a mapping conflict:
+// its field was a number in earlier documents and is text here, or an
+// object, or the index's field limit is reached) is sent again at once
+// as its line, unparsed, under the same _id: a line is never lost to its
+// fields. Items refused otherwise, or refused again unparsed, are
+// dropped and counted.
 func (s *Elasticsearch) Send(ctx context.Context, b *Batch) error {
+	for {
+		unparsed, err := s.send(ctx, b)
+		if err != nil || unparsed == 0 {
+			return err
+		}
+		// Each record has one unparsed form: the next round ends it.
+	}
+}
+
+// send posts the records not yet settled once, and reports how many were
+// refused for their parsed fields and are to go again unparsed.
+func (s *Elasticsearch) send(ctx context.Context, b *Batch) (unparsed int, err error) {
 	// The documents sent, in order: the bulk answer has one item for each.
 	var sent []int
 	b.Unsent(func(i int, _ []byte, _ Record) { sent = append(sent, i) })
 	body, err := b.Body(func(dst []byte, b *Batch) ([]byte, error) {
-		var raw []byte
+		raw := s.bulk[:0]
 		b.Unsent(func(i int, rec []byte, r Record) {
 			raw = append(raw, `{"create":{"_index":`...)
 			raw = append(raw, s.index...)
@@ -73,17 +93,18 @@ func (s *Elasticsearch) Send(ctx context.Context, b *Batch) error {
 			raw = append(raw, rec...)
 			raw = append(raw, '\n')
 		})
+		s.bulk = raw
 		return s.post.compress.Append(dst, raw)
 	})
 	if err != nil {
-		return err
+		return 0, err
 	}
 	var results bulkResults
 	err = s.post.post(ctx, s.target, "application/x-ndjson", body, maxBulkAnswer, func(r io.Reader) error {
 		return results.read(r, len(sent))
 	})
 	if err != nil {
-		return err
+		return 0, err
 	}
 	retry := 0
 	for k, i := range sent {
@@ -102,16 +123,20 @@ func (s *Elasticsearch) Send(ctx context.Context, b *Batch) error {
 			b.Accept(i)
 		case st == 429 || st >= 500:
 			retry++
+		case st == 400 && b.Unparse(i, fmt.Sprintf("status %d: %s", st, s.post.sample(results.firstError))):
+			unparsed++
 		default:
 			b.Drop(i, fmt.Sprintf("status %d: %s", st, s.post.sample(results.firstError)))
 		}
 	}
-	if retry > 0 {
+	if retry > 0 || unparsed > 0 {
 		// The next attempt sends only what is left.
 		b.Rebuild()
-		return &bulkItemsError{retry: retry, sent: len(sent)}
 	}
-	return nil
+	if retry > 0 {
+		return unparsed, &bulkItemsError{retry: retry, sent: len(sent)}
+	}
+	return unparsed, nil
 }
 
 // bulkResults is what tailcar reads of a _bulk answer: whether it says

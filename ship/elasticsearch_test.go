@@ -3,10 +3,12 @@ package ship
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -100,4 +102,69 @@ func (m *runtimeMem) read() {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	m.total = ms.TotalAlloc
+}
+
+// Ensure a parsed document refused with 400 goes again at once, in the
+// same Send, as its unparsed form under the same _id, and only it; one
+// refused in that form too is dropped, as is a refused document that has
+// no other form, and an item refused with another status (403) is
+// dropped without a second form. Nothing is sent a third time.
+func TestElasticsearch_RefusedFieldsGoUnparsed(t *testing.T) {
+	var mu sync.Mutex
+	var bodies []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		bodies = append(bodies, string(body))
+		mu.Unlock()
+		var items []string
+		lines := strings.Split(strings.TrimSuffix(string(body), "\n"), "\n")
+		for k := 1; k < len(lines); k += 2 {
+			switch doc := lines[k]; {
+			case strings.Contains(doc, "seq=5"):
+				items = append(items, `{"create":{"status":403,"error":{"type":"cluster_block_exception"}}}`)
+			case strings.Contains(doc, `"n":"parsed"`) && !strings.Contains(doc, "seq=1 "),
+				strings.Contains(doc, "unparsed seq=3"),
+				strings.Contains(doc, `"plain seq=4"`):
+				items = append(items, `{"create":{"status":400,"error":{"type":"document_parsing_exception","reason":"field [n] of type long"}}}`)
+			default:
+				items = append(items, `{"create":{"status":201}}`)
+			}
+		}
+		fmt.Fprintf(w, `{"took":1,"errors":true,"items":[%s]}`, strings.Join(items, ","))
+	}))
+	defer srv.Close()
+	sink, _ := NewElasticsearch(Endpoint{URL: mustURL(t, srv.URL), Compression: CompressionNone}, "logs")
+	var logs bytes.Buffer
+	// The seed here is the whole unparsed form; enrich has the real ones.
+	unparse := func(dst, rec, seed []byte) ([]byte, bool) { return append(dst, seed...), true }
+	s, acks, err := shipEach(t, Config{Sink: sink, BatchBytes: 1 << 20, Log: zerolog.New(&logs).Level(zerolog.InfoLevel), Unparse: unparse}, 5,
+		func(i int) ([]byte, Meta) {
+			m := meta(7, int64(i*10))
+			if i == 4 {
+				return []byte(`{"message":"plain seq=4"}`), m
+			}
+			m.UnparsedSeed = []byte(fmt.Sprintf(`{"message":"unparsed seq=%d "}`, i))
+			return []byte(fmt.Sprintf(`{"message":"seq=%d ","n":"parsed"}`, i)), m
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(bodies) != 2 {
+		t.Fatalf("%d requests, want 2: the batch, then the refused parsed ones unparsed:\n%s", len(bodies), strings.Join(bodies, "\n"))
+	}
+	wantSecond := `{"create":{"_index":"logs","_id":"7-20"}}` + "\n" + `{"message":"unparsed seq=2 "}` + "\n" +
+		`{"create":{"_index":"logs","_id":"7-30"}}` + "\n" + `{"message":"unparsed seq=3 "}` + "\n"
+	if bodies[1] != wantSecond {
+		t.Fatalf("second request:\n%s\nwant:\n%s", bodies[1], wantSecond)
+	}
+	if st := s.Stats(); st.Delivered != 2 || st.Unparsed != 1 || st.Poison != 3 || st.Dropped != 3 || st.Retries != 0 {
+		t.Fatalf("stats %+v; want seq 1 and 2 delivered (2 unparsed), 3, 4 and 5 dropped, no retry", st)
+	}
+	if last := acks.last(7); last != 50 {
+		t.Fatalf("acknowledged to %d, want 50: dropped records are settled too", last)
+	}
+	if n := strings.Count(logs.String(), "unparsed: status 400"); n != 1 {
+		t.Errorf("the refusal of parsed fields was logged %d times, want once with its reason:\n%s", n, logs.String())
+	}
 }

@@ -79,7 +79,8 @@ type Config struct {
 	// LocalSink says a send is local work (a write to stdout), not a wait
 	// on a backend: one that blocks is a stuck step for the probe.
 	LocalSink bool
-	// BatchBytes closes a batch once its encoded records reach this size.
+	// BatchBytes closes a batch once its encoded records, with their
+	// unparsed seeds, reach this size.
 	BatchBytes int
 	// BatchWait closes a batch once its oldest record has waited this long.
 	BatchWait time.Duration
@@ -94,6 +95,10 @@ type Config struct {
 	// it is blocked in Add: while the backend is down or slow both are
 	// waiting, not wedged, and a liveness check must see them so.
 	SenderPulse, ProducerPulse Pulse
+	// Unparse builds a record's unparsed form from the record and its
+	// Meta.UnparsedSeed, for a sink whose backend refused the record for
+	// its parsed fields; false when it cannot.
+	Unparse func(dst, rec, seed []byte) ([]byte, bool)
 	// Observer, when set, is told about every attempt.
 	Observer Observer
 }
@@ -109,6 +114,9 @@ type Stats struct {
 	// Retries counts attempts after the first; Resent the records they
 	// carried again.
 	Retries, Resent int64
+	// Unparsed counts delivered records that the backend refused with
+	// their parsed fields and took as their lines.
+	Unparsed int64
 }
 
 // Undelivered is how many records were added and neither delivered nor
@@ -130,7 +138,7 @@ type Shipper struct {
 
 	added, delivered, batches                              atomic.Int64
 	dropped, rejected, poison, tooLarge, partiallyRejected atomic.Int64
-	retries, resent                                        atomic.Int64
+	retries, resent, unparsed                              atomic.Int64
 	// inFlightSince is when the oldest record of the batch being sent was
 	// read, Unix nanoseconds; 0 when none is.
 	inFlightSince atomic.Int64
@@ -174,7 +182,7 @@ func NewShipper(cfg Config) *Shipper {
 		logged: make(map[string]bool),
 	}
 	for range cfg.Batches {
-		s.free <- &Batch{}
+		s.free <- &Batch{unparse: cfg.Unparse}
 	}
 	return s
 }
@@ -206,7 +214,9 @@ func (s *Shipper) Add(ctx context.Context, rec []byte, m Meta) error {
 	}
 	b.add(rec, m)
 	s.added.Add(1)
-	if len(b.Data) >= s.cfg.BatchBytes {
+	// A record's seed is held beside it: both count, so that memory stays
+	// within Batches times BatchBytes.
+	if len(b.Data)+len(b.seeds) >= s.cfg.BatchBytes {
 		s.closeCurrentLocked()
 	}
 	s.mu.Unlock()
@@ -322,6 +332,7 @@ func (s *Shipper) Stats() Stats {
 		PartiallyRejected: s.partiallyRejected.Load(),
 		Retries:           s.retries.Load(),
 		Resent:            s.resent.Load(),
+		Unparsed:          s.unparsed.Load(),
 	}
 }
 
