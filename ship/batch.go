@@ -83,9 +83,6 @@ const (
 	dropBatch                    // in a batch refused with a 4xx
 )
 
-// unsettled says the backend has neither taken nor refused the record.
-func (s recordState) unsettled() bool { return s == pending || s == pendingUnparsed }
-
 // Meta is what the Shipper needs of a record besides its bytes.
 type Meta struct {
 	Ack Ack
