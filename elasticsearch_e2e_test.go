@@ -9,10 +9,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -296,5 +298,73 @@ func TestRun_ElasticsearchMappingConflictsShipTheLine(t *testing.T) {
 	}
 	if n := strings.Count(p.stderrText(), "sent them as their lines, unparsed"); n != 1 {
 		t.Fatalf("the refusals were logged %d times at warning level, want once:\n%s", n, p.stderrText())
+	}
+}
+
+// Ensure the bound on seeds holds as documented: with the record cap
+// raised, a parsed line over 1 MiB carries no seed, so when Elasticsearch
+// refuses its fields it is dropped and counted as poison, while a short
+// line refused the same way arrives unparsed, and the rest parsed.
+func TestRun_ElasticsearchRefusedLongLineIsDropped(t *testing.T) {
+	t.Parallel()
+	es := newMappingES()
+	srv := httptest.NewServer(es)
+	defer srv.Close()
+	app := filepath.Join(t.TempDir(), "app.json")
+	lines := fmt.Sprintf(`{"msg":"first seq=1","status":200}
+{"msg":"long seq=2","status":"ok","pad":"%s"}
+{"msg":"short seq=3","status":"ok"}
+{"msg":"last seq=4","status":404}
+`, strings.Repeat("x", maxSeededLine))
+	if err := os.WriteFile(app, []byte(lines), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	addr := freePort(t)
+	p := startTailcar(t, map[string]string{
+		"TAILCAR_PATHS":            app,
+		"TAILCAR_POSITIONS":        filepath.Join(t.TempDir(), "positions"),
+		"TAILCAR_PARSE":            "json",
+		"TAILCAR_SINK":             "elasticsearch",
+		"TAILCAR_SINK_URL":         srv.URL,
+		"TAILCAR_MAX_RECORD_BYTES": "4MiB",
+		"TAILCAR_BATCH_WAIT":       "100ms",
+		"TAILCAR_DRAIN_DELAY":      "0s",
+		"TAILCAR_METRICS_ADDR":     addr,
+	})
+	waitFor(t, 20*time.Second, "the metrics server", func() bool {
+		resp, err := http.Get("http://" + addr + "/healthz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return true
+	})
+	var m map[string]float64
+	waitFor(t, 30*time.Second, "every record settled", func() bool {
+		m = scrape(t, addr)
+		return m["tailcar_records_shipped_total"]+m[`tailcar_records_dropped_total{reason="poison"}`] >= 4
+	})
+	p.signal(syscall.SIGTERM)
+	if code := p.wait(30 * time.Second); code != 0 {
+		t.Fatalf("exit code %d, want 0", code)
+	}
+	es.mu.Lock()
+	defer es.mu.Unlock()
+	got := make(map[int]map[string]any)
+	for _, doc := range es.docs {
+		n, _ := seq.Of(fmt.Sprint(doc["message"]))
+		got[n] = doc
+	}
+	if len(got) != 3 || got[2] != nil {
+		t.Fatalf("documents for lines %v, want 1, 3 and 4 (line 2, over 1 MiB, has no seed)", slices.Sorted(maps.Keys(got)))
+	}
+	if got[1]["status"] != json.Number("200") || got[4]["status"] != json.Number("404") {
+		t.Fatalf("lines 1 and 4 must arrive parsed: %v, %v", got[1], got[4])
+	}
+	if _, parsed := got[3]["status"]; parsed || !strings.HasPrefix(fmt.Sprint(got[3]["message"]), `{"msg":"short seq=3"`) {
+		t.Fatalf("line 3 must arrive unparsed: %v", got[3])
+	}
+	if m[`tailcar_records_dropped_total{reason="poison"}`] != 1 || m["tailcar_records_sent_unparsed_total"] != 1 {
+		t.Fatalf("poison %v, sent unparsed %v; want 1 and 1", m[`tailcar_records_dropped_total{reason="poison"}`], m["tailcar_records_sent_unparsed_total"])
 	}
 }

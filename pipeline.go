@@ -33,6 +33,13 @@ type pipeline struct {
 	truncated, filtered, parseFailed, timeFallback atomic.Int64
 }
 
+// maxSeededLine bounds the lines whose parsed records carry a seed. A
+// seed holds its line a second time until the batch is delivered: with
+// TAILCAR_MAX_RECORD_BYTES raised to 16MiB and GOMEMLIMIT=57MiB, one 16 MiB
+// JSON line took tailcar to 130 MB with its seed and 81 MB without; at
+// the default cap of 1 MiB every record has one.
+const maxSeededLine = 1 << 20
+
 // fileGroups gives the group a file's records are sent in (enrich.Resources,
 // enrich.LokiLabels): the same bytes for every record of the file.
 type fileGroups interface {
@@ -81,10 +88,10 @@ func (p *pipeline) Handle(ctx context.Context, l tailer.Line) error {
 			}
 		}
 	}
-	var seed []byte
-	if p.seeded != nil && rec.Fields != nil {
+	var seed [2][]byte
+	if p.seeded != nil && rec.Fields != nil && len(rec.Message) <= maxSeededLine {
 		p.buf, p.seed = p.seeded.AppendRecordSeed(p.buf[:0], p.seed[:0], rec)
-		seed = p.seed
+		seed = [2][]byte{p.seed, rec.Message}
 	} else {
 		p.buf = p.enc.AppendRecord(p.buf[:0], rec)
 	}

@@ -20,19 +20,20 @@ type splice struct{ message, messageEnd, fields int }
 const seedHeader = 12 // three little-endian uint32 offsets
 
 // AppendRecordSeed appends the record to dst, as AppendRecord does, and
-// its seed for AppendUnparsed to seed.
-func (e *Encoder) AppendRecordSeed(dst, seed []byte, r Record) (rec, seedOut []byte) {
+// the head of its seed to head. The seed AppendUnparsed takes is the head
+// followed by r.Message; the two are returned apart so that a long line
+// is copied once, where the seed is kept, not to join them.
+func (e *Encoder) AppendRecordSeed(dst, head []byte, r Record) (rec, headOut []byte) {
 	var at splice
 	dst = e.appendRecord(dst, r, &at)
-	seed = binary.LittleEndian.AppendUint32(seed, uint32(at.message))
-	seed = binary.LittleEndian.AppendUint32(seed, uint32(at.messageEnd))
-	seed = binary.LittleEndian.AppendUint32(seed, uint32(at.fields))
-	return dst, append(seed, r.Message...)
+	head = binary.LittleEndian.AppendUint32(head, uint32(at.message))
+	head = binary.LittleEndian.AppendUint32(head, uint32(at.messageEnd))
+	return dst, binary.LittleEndian.AppendUint32(head, uint32(at.fields))
 }
 
 // AppendUnparsed appends to dst the record rec without its parsed fields
 // and with its line as the message, from the seed AppendRecordSeed gave
-// with it. It reports false when the seed does not fit the record.
+// with it (its head and the record's line). It reports false when the seed does not fit the record.
 func AppendUnparsed(dst, rec, seed []byte) ([]byte, bool) {
 	if len(seed) < seedHeader {
 		return dst, false

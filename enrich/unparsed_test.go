@@ -13,7 +13,8 @@ import (
 func requireUnparsedForm(t *testing.T, enc *Encoder, r Record, want []byte) {
 	t.Helper()
 	prefix := []byte("earlier records ")
-	rec, seed := enc.AppendRecordSeed(append([]byte(nil), prefix...), []byte("earlier seeds"), r)
+	rec, head := enc.AppendRecordSeed(append([]byte(nil), prefix...), []byte("earlier seeds"), r)
+	seed := append(head, r.Message...)
 	if !bytes.Equal(rec[len(prefix):], want) {
 		t.Fatalf("AppendRecordSeed encodes\n%s\nwhere AppendRecord gives\n%s", rec[len(prefix):], want)
 	}
@@ -68,7 +69,8 @@ func TestAppendUnparsed_RefusesABadSeed(t *testing.T) {
 	if !mustParser(t, ParseJSON).Parse([]byte(line), &f) {
 		t.Fatal("did not parse")
 	}
-	rec, seed := enc.AppendRecordSeed(nil, nil, Record{Read: parseReadAt, Path: "p", Message: []byte(line), Fields: &f})
+	rec, head := enc.AppendRecordSeed(nil, nil, Record{Read: parseReadAt, Path: "p", Message: []byte(line), Fields: &f})
+	seed := append(head, line...)
 	for name, s := range map[string][]byte{
 		"empty":             nil,
 		"short":             seed[:seedHeader-1],

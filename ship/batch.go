@@ -94,8 +94,10 @@ type Meta struct {
 	Since time.Time
 	// UnparsedSeed, for a parsed record whose backend may refuse its
 	// fields (an Elasticsearch mapping conflict), is what Config.Unparse
-	// builds the record's unparsed form from; nil otherwise.
-	UnparsedSeed []byte
+	// builds the record's unparsed form from, in two parts that the batch
+	// joins as it copies them (a producer need not copy a long line to
+	// join them); empty otherwise.
+	UnparsedSeed [2][]byte
 	// Resource is the encoded group the record belongs to (an OTLP
 	// resource, Loki stream labels), for a sink that groups records by
 	// it; nil for the others. Its bytes must not
@@ -107,7 +109,8 @@ func (b *Batch) add(rec []byte, m Meta) {
 	b.Data = append(b.Data, rec...)
 	b.Data = append(b.Data, '\n')
 	from := len(b.seeds)
-	b.seeds = append(b.seeds, m.UnparsedSeed...)
+	b.seeds = append(b.seeds, m.UnparsedSeed[0]...)
+	b.seeds = append(b.seeds, m.UnparsedSeed[1]...)
 	b.Records = append(b.Records, Record{stop: len(b.Data), seed: from, seedStop: len(b.seeds),
 		Ack: m.Ack, Pos: m.Pos, Read: m.ReadAt.UnixNano(), Event: m.Event.UnixNano(), Group: b.group(m.Resource)})
 }

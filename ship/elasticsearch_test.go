@@ -144,7 +144,7 @@ func TestElasticsearch_RefusedFieldsGoUnparsed(t *testing.T) {
 			if i == 4 {
 				return []byte(`{"message":"plain seq=4"}`), m
 			}
-			m.UnparsedSeed = []byte(fmt.Sprintf(`{"message":"unparsed seq=%d "}`, i))
+			m.UnparsedSeed = [2][]byte{[]byte(`{"message":"unparsed `), []byte(fmt.Sprintf(`seq=%d "}`, i))}
 			return []byte(fmt.Sprintf(`{"message":"seq=%d ","n":"parsed"}`, i)), m
 		})
 	if err != nil {
