@@ -100,7 +100,7 @@ func (es *mappingES) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // check returns the kinds doc would add to the mapping, or why it is refused.
 func (es *mappingES) check(doc map[string]any) (map[string]string, string) {
 	added := make(map[string]string)
-	var walk func(prefix string, v any) string
+	var walk func(path string, v any) string
 	walk = func(path string, v any) string {
 		if arr, ok := v.([]any); ok {
 			for _, e := range arr {
@@ -222,14 +222,7 @@ func TestRun_ElasticsearchMappingConflictsShipTheLine(t *testing.T) {
 		"TAILCAR_DRAIN_DELAY":  "0s",
 		"TAILCAR_METRICS_ADDR": addr,
 	}))
-	waitFor(t, 20*time.Second, "the metrics server", func() bool {
-		resp, err := http.Get("http://" + addr + "/healthz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return true
-	})
+	waitForMetrics(t, addr)
 	var m map[string]float64
 	waitFor(t, 30*time.Second, "every record shipped", func() bool {
 		m = scrape(t, addr)
@@ -331,14 +324,7 @@ func TestRun_ElasticsearchRefusedLongLineIsDropped(t *testing.T) {
 		"TAILCAR_DRAIN_DELAY":      "0s",
 		"TAILCAR_METRICS_ADDR":     addr,
 	})
-	waitFor(t, 20*time.Second, "the metrics server", func() bool {
-		resp, err := http.Get("http://" + addr + "/healthz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return true
-	})
+	waitForMetrics(t, addr)
 	var m map[string]float64
 	waitFor(t, 30*time.Second, "every record settled", func() bool {
 		m = scrape(t, addr)

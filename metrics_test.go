@@ -42,6 +42,20 @@ func TestEscapeLabel(t *testing.T) {
 	}
 }
 
+// waitForMetrics waits until tailcar's metrics server at addr answers
+// /healthz with 200.
+func waitForMetrics(t *testing.T, addr string) {
+	t.Helper()
+	waitFor(t, 20*time.Second, "the metrics server", func() bool {
+		resp, err := http.Get("http://" + addr + "/healthz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+}
+
 // scrape reads /metrics into series name → value.
 func scrape(t *testing.T, addr string) map[string]float64 {
 	t.Helper()
@@ -107,14 +121,7 @@ func TestMetrics_CountersMatchWhatHappened(t *testing.T) {
 		"TAILCAR_METRICS_ADDR": addr, "TAILCAR_MAX_RECORD_BYTES": "1KiB",
 		"TAILCAR_BATCH_WAIT": "50ms", "TAILCAR_BATCH_BYTES": "16KiB", "TAILCAR_DRAIN_DELAY": "0s",
 	})
-	waitFor(t, 10*time.Second, "the metrics server", func() bool {
-		resp, err := http.Get("http://" + addr + "/healthz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	})
+	waitForMetrics(t, addr)
 
 	appendLines(t, log, 1, 499)
 	f, err := os.OpenFile(log, os.O_WRONLY|os.O_APPEND, 0o644)

@@ -23,10 +23,10 @@ type pipeline struct {
 	shipper *ship.Shipper
 	buf     []byte
 	fields  enrich.Fields
-	// seeded, when set, encodes parsed records with the seed of their
-	// unparsed form (enrich/unparsed.go), for a backend that refuses a
-	// document for its fields (an Elasticsearch mapping conflict): then
-	// the line goes as its own message instead of being lost.
+	// seeded, when set, is enc itself, which encodes parsed records with
+	// the seed of their unparsed form (enrich/unparsed.go), for a backend
+	// that refuses a document for its fields (an Elasticsearch mapping
+	// conflict): then the line goes as its own message, not lost.
 	seeded *enrich.Encoder
 	seed   []byte
 	// Counters that metrics read; only Handle writes them.

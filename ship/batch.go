@@ -16,8 +16,11 @@ type Batch struct {
 	Records []Record
 	// seeds holds the records' Meta.UnparsedSeed; unparsed the unparsed
 	// forms built from them for records the backend refused for their
-	// fields (Unparse), and unparse builds them (Config.Unparse).
+	// fields (Unparse), which unparsedAt locates by record, and unparse
+	// builds them (Config.Unparse). Refusals are rare: the spans live in
+	// a map rather than in every Record.
 	seeds, unparsed []byte
+	unparsedAt      map[int][2]int
 	unparse         func(dst, rec, seed []byte) ([]byte, bool)
 	// Groups are the group encodings that Record.Group indexes, for a
 	// sink that sends records grouped by their tags: OTLP resources, Loki
@@ -51,10 +54,9 @@ type Batch struct {
 // Record locates one record in Batch.Data and says what it acknowledges.
 type Record struct {
 	stop int // Data[previous stop:stop] is the record and its newline
-	// seeds[seed:seedStop] is the record's Meta.UnparsedSeed, empty when
-	// it has none; unparsed[unparsed:unparsedStop] its unparsed form,
-	// once Unparse has built it.
-	seed, seedStop, unparsed, unparsedStop int
+	// seeds[previous seedStop:seedStop] is the record's Meta.UnparsedSeed,
+	// empty when it has none.
+	seedStop int
 	// Ack is what delivering the record acknowledges.
 	Ack Ack
 	// Pos is the record's own end in its file: with Ack.Source, unique
@@ -108,10 +110,9 @@ type Meta struct {
 func (b *Batch) add(rec []byte, m Meta) {
 	b.Data = append(b.Data, rec...)
 	b.Data = append(b.Data, '\n')
-	from := len(b.seeds)
 	b.seeds = append(b.seeds, m.UnparsedSeed[0]...)
 	b.seeds = append(b.seeds, m.UnparsedSeed[1]...)
-	b.Records = append(b.Records, Record{stop: len(b.Data), seed: from, seedStop: len(b.seeds),
+	b.Records = append(b.Records, Record{stop: len(b.Data), seedStop: len(b.seeds),
 		Ack: m.Ack, Pos: m.Pos, Read: m.ReadAt.UnixNano(), Event: m.Event.UnixNano(), Group: b.group(m.Resource)})
 }
 
@@ -139,12 +140,13 @@ func (b *Batch) skip(ack Ack) {
 		b.Records[n-1].Ack = ack
 		return
 	}
-	b.Records = append(b.Records, Record{stop: len(b.Data), Ack: ack, Skip: true})
+	b.Records = append(b.Records, Record{stop: len(b.Data), seedStop: len(b.seeds), Ack: ack, Skip: true})
 }
 
 func (b *Batch) reset() {
 	b.Data = b.Data[:0]
 	b.seeds, b.unparsed = b.seeds[:0], b.unparsed[:0]
+	clear(b.unparsedAt)
 	b.Records = b.Records[:0]
 	b.Groups = b.Groups[:0]
 	clear(b.groupOf)
@@ -180,21 +182,35 @@ func (b *Batch) setPart(lo, hi int) {
 // the record's bytes without its newline: its unparsed form once Unparse
 // has chosen it.
 func (b *Batch) Unsent(fn func(i int, rec []byte, r Record)) {
-	start := 0
-	if b.partLo > 0 {
-		start = b.Records[b.partLo-1].stop
-	}
 	for i := b.partLo; i < b.partHi; i++ {
 		r := b.Records[i]
 		switch {
 		case r.Skip:
 		case b.state[i] == pending:
-			fn(i, b.Data[start:r.stop-1], r)
+			fn(i, b.data(i), r)
 		case b.state[i] == pendingUnparsed:
-			fn(i, b.unparsed[r.unparsed:r.unparsedStop], r)
+			at := b.unparsedAt[i]
+			fn(i, b.unparsed[at[0]:at[1]], r)
 		}
-		start = r.stop
 	}
+}
+
+// data returns record i's bytes in Data, without its newline.
+func (b *Batch) data(i int) []byte {
+	start := 0
+	if i > 0 {
+		start = b.Records[i-1].stop
+	}
+	return b.Data[start : b.Records[i].stop-1]
+}
+
+// seed returns record i's Meta.UnparsedSeed, joined.
+func (b *Batch) seed(i int) []byte {
+	start := 0
+	if i > 0 {
+		start = b.Records[i-1].seedStop
+	}
+	return b.seeds[start:b.Records[i].seedStop]
 }
 
 // UnsentData returns the unsent records of the part being sent, each with
@@ -251,21 +267,20 @@ func (b *Batch) Accept(i int) {
 // record has no other form (it was not parsed, or this was that form):
 // then only Drop is left. why is logged for the first record unparsed.
 func (b *Batch) Unparse(i int, why string) bool {
-	r := &b.Records[i]
-	if b.state[i] != pending || r.seedStop == r.seed || b.unparse == nil {
+	seed := b.seed(i)
+	if b.state[i] != pending || len(seed) == 0 || b.unparse == nil {
 		return false
 	}
-	start := 0
-	if i > 0 {
-		start = b.Records[i-1].stop
-	}
 	from := len(b.unparsed)
-	form, ok := b.unparse(b.unparsed, b.Data[start:r.stop-1], b.seeds[r.seed:r.seedStop])
+	form, ok := b.unparse(b.unparsed, b.data(i), seed)
 	if !ok {
 		return false
 	}
 	b.unparsed = form
-	r.unparsed, r.unparsedStop = from, len(form)
+	if b.unparsedAt == nil {
+		b.unparsedAt = make(map[int][2]int)
+	}
+	b.unparsedAt[i] = [2]int{from, len(form)}
 	b.state[i] = pendingUnparsed
 	if b.unparsedNote == "" {
 		b.unparsedNote = why
@@ -303,26 +318,29 @@ func (b *Batch) settleUnsent(s recordState) {
 	b.Unsent(func(i int, _ []byte, _ Record) { b.state[i] = s })
 }
 
-// count tallies the fates of the records with data; unparsed counts the
-// accepted ones that went without their parsed fields.
-func (b *Batch) count() (accepted, unparsed, poison, large, rejected int) {
+// fates counts what became of a batch's records with data; unparsed
+// counts the accepted ones that went without their parsed fields.
+type fates struct{ accepted, unparsed, poison, large, rejected int }
+
+// count tallies the fates of the records with data.
+func (b *Batch) count() (f fates) {
 	for i, r := range b.Records {
 		if r.Skip {
 			continue
 		}
 		switch b.state[i] {
 		case acceptedUnparsed:
-			accepted++
-			unparsed++
+			f.accepted++
+			f.unparsed++
 		case dropPoison:
-			poison++
+			f.poison++
 		case dropLarge:
-			large++
+			f.large++
 		case dropBatch:
-			rejected++
+			f.rejected++
 		default:
-			accepted++
+			f.accepted++
 		}
 	}
-	return
+	return f
 }

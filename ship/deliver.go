@@ -42,18 +42,17 @@ func (s *Shipper) deliver(ctx context.Context, b *Batch) error {
 			mid := unsent[len(unsent)/2]
 			parts = append([][2]int{{lo, mid}, {mid, hi}}, parts...)
 		}
+		f := b.count()
 		if b.unparsedNote != "" {
-			_, unparsed, _, _, _ := b.count()
-			s.logFirst(zerolog.WarnLevel, "unparsed", "the backend refused parsed records for their fields; sent them as their lines, unparsed: "+b.unparsedNote, unparsed, nil)
+			s.logFirst(zerolog.WarnLevel, "unparsed", "the backend refused parsed records for their fields; sent them as their lines, unparsed: "+b.unparsedNote, f.unparsed, nil)
 		}
 		if b.dropNote != "" {
-			_, _, poison, _, _ := b.count()
-			s.logDrop("poison", "documents the backend refused were dropped: "+b.dropNote, poison, nil)
+			s.logDrop("poison", "documents the backend refused were dropped: "+b.dropNote, f.poison, nil)
 		}
 		if b.partial > 0 {
 			s.logDrop("partial_success", "the backend took the batch but refused some of its records: "+b.partialNote, b.partial, nil)
 		}
-		s.settle(b)
+		s.settle(f, b.partial)
 	}
 	s.ack(b)
 	return nil
@@ -170,20 +169,21 @@ func (s *Shipper) logFirst(level zerolog.Level, kind, msg string, records int, e
 	ev.Err(err).Str("kind", kind).Int("records", records).Msg(msg)
 }
 
-// settle counts what became of every record of b.
-func (s *Shipper) settle(b *Batch) {
-	ok, unparsed, poison, large, rejected := b.count()
-	s.unparsed.Add(int64(unparsed))
-	partial := min(b.partial, ok)
+// settle counts what became of a batch's records, of which the backend
+// took partial without keeping them (an OTLP partial success).
+func (s *Shipper) settle(f fates, partial int) {
+	s.unparsed.Add(int64(f.unparsed))
+	ok := f.accepted
+	partial = min(partial, ok)
 	ok -= partial
 	s.partiallyRejected.Add(int64(partial))
 	s.dropped.Add(int64(partial))
 	s.batches.Add(1)
 	s.delivered.Add(int64(ok))
-	s.dropped.Add(int64(poison + large + rejected))
-	s.poison.Add(int64(poison))
-	s.tooLarge.Add(int64(large))
-	s.rejected.Add(int64(rejected))
+	s.dropped.Add(int64(f.poison + f.large + f.rejected))
+	s.poison.Add(int64(f.poison))
+	s.tooLarge.Add(int64(f.large))
+	s.rejected.Add(int64(f.rejected))
 }
 
 // jitter spreads retries from many sidecars over [d/2, d), so that a

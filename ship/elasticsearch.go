@@ -123,10 +123,13 @@ func (s *Elasticsearch) send(ctx context.Context, b *Batch) (unparsed int, err e
 			b.Accept(i)
 		case st == 429 || st >= 500:
 			retry++
-		case st == 400 && b.Unparse(i, fmt.Sprintf("status %d: %s", st, s.post.sample(results.firstError))):
-			unparsed++
 		default:
-			b.Drop(i, fmt.Sprintf("status %d: %s", st, s.post.sample(results.firstError)))
+			why := fmt.Sprintf("status %d: %s", st, s.post.sample(results.firstError))
+			if st == 400 && b.Unparse(i, why) {
+				unparsed++
+			} else {
+				b.Drop(i, why)
+			}
 		}
 	}
 	if retry > 0 || unparsed > 0 {

@@ -20,13 +20,9 @@ import (
 // backend's reason, then dropped and counted.
 func TestElasticsearch_ItemsWithoutStatusAndRefusals(t *testing.T) {
 	var requests atomic.Int64
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	sink := fakeBulk(t, func(_ string, docs []string) []string {
 		n := requests.Add(1)
 		var items []string
-		docs := 3
-		if n > 1 {
-			docs = 1
-		}
 		for i := range docs {
 			switch {
 			case n == 1 && i == 0:
@@ -37,10 +33,8 @@ func TestElasticsearch_ItemsWithoutStatusAndRefusals(t *testing.T) {
 				items = append(items, `{"create":{"status":201}}`)
 			}
 		}
-		fmt.Fprintf(w, `{"took":1,"errors":true,"items":[%s]}`, strings.Join(items, ","))
-	}))
-	defer srv.Close()
-	sink, _ := NewElasticsearch(Endpoint{URL: mustURL(t, srv.URL), Compression: CompressionNone}, "logs")
+		return items
+	})
 	var logs bytes.Buffer
 	s, _, err := shipAll(t, Config{Sink: sink, BatchBytes: 1 << 20, Log: zerolog.New(&logs).Level(zerolog.InfoLevel)}, 3)
 	if err != nil {
@@ -112,15 +106,13 @@ func (m *runtimeMem) read() {
 func TestElasticsearch_RefusedFieldsGoUnparsed(t *testing.T) {
 	var mu sync.Mutex
 	var bodies []string
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
+	sink := fakeBulk(t, func(body string, docs []string) []string {
 		mu.Lock()
-		bodies = append(bodies, string(body))
+		bodies = append(bodies, body)
 		mu.Unlock()
 		var items []string
-		lines := strings.Split(strings.TrimSuffix(string(body), "\n"), "\n")
-		for k := 1; k < len(lines); k += 2 {
-			switch doc := lines[k]; {
+		for _, doc := range docs {
+			switch {
 			case strings.Contains(doc, "seq=5"):
 				items = append(items, `{"create":{"status":403,"error":{"type":"cluster_block_exception"}}}`)
 			case strings.Contains(doc, `"n":"parsed"`) && !strings.Contains(doc, "seq=1 "),
@@ -131,10 +123,8 @@ func TestElasticsearch_RefusedFieldsGoUnparsed(t *testing.T) {
 				items = append(items, `{"create":{"status":201}}`)
 			}
 		}
-		fmt.Fprintf(w, `{"took":1,"errors":true,"items":[%s]}`, strings.Join(items, ","))
-	}))
-	defer srv.Close()
-	sink, _ := NewElasticsearch(Endpoint{URL: mustURL(t, srv.URL), Compression: CompressionNone}, "logs")
+		return items
+	})
 	var logs bytes.Buffer
 	// The seed here is the whole unparsed form; enrich has the real ones.
 	unparse := func(dst, rec, seed []byte) ([]byte, bool) { return append(dst, seed...), true }
@@ -167,4 +157,26 @@ func TestElasticsearch_RefusedFieldsGoUnparsed(t *testing.T) {
 	if n := strings.Count(logs.String(), "unparsed: status 400"); n != 1 {
 		t.Errorf("the refusal of parsed fields was logged %d times, want once with its reason:\n%s", n, logs.String())
 	}
+}
+
+// fakeBulk returns an elasticsearch sink posting to a test server that
+// answers each bulk request with the items answer gives for its body and
+// its documents (every second line), uncompressed.
+func fakeBulk(t *testing.T, answer func(body string, docs []string) []string) *Elasticsearch {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		var docs []string
+		lines := strings.Split(strings.TrimSuffix(string(body), "\n"), "\n")
+		for k := 1; k < len(lines); k += 2 {
+			docs = append(docs, lines[k])
+		}
+		fmt.Fprintf(w, `{"took":1,"errors":true,"items":[%s]}`, strings.Join(answer(string(body), docs), ","))
+	}))
+	t.Cleanup(srv.Close)
+	sink, err := NewElasticsearch(Endpoint{URL: mustURL(t, srv.URL), Compression: CompressionNone}, "logs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sink
 }
