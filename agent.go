@@ -123,7 +123,7 @@ func (a *agent) run() int {
 	// 1. Run until a signal, the exit file, or a failure.
 	s.reason = a.until(signals, exitFileAppears(bgCtx, a.cfg.ExitOn), &s)
 	drainStarted := time.Now()
-	a.log.Info().Str("reason", s.reason).Dur("delay", a.cfg.DrainDelay).Dur("timeout", a.cfg.DrainTimeout).Msg("drain begun")
+	a.log.Info().Str("reason", s.reason).Stringer("delay", a.cfg.DrainDelay).Stringer("timeout", a.cfg.DrainTimeout).Msg("drain begun")
 	a.metrics.drain.Store(drainDelay)
 	// 2. Keep following for the drain delay, so the app's last lines
 	// leave; a second signal cuts it short.
@@ -221,7 +221,8 @@ func (a *agent) summarize(s stop, saveErr error, drainStarted, started time.Time
 	summary.Int64("lines_read", fs.Lines).Int64("records_shipped", st.Delivered).
 		Int64("records_dropped", st.Dropped).Int64("records_undelivered", undelivered).
 		Int64("records_resent_on_retry", st.Resent).Int64("retries", st.Retries).
-		Dur("drain_took", time.Since(drainStarted)).Dur("uptime", time.Since(started)).Int("exit_code", code).
+		Stringer("drain_took", time.Since(drainStarted).Round(time.Millisecond)).
+		Stringer("uptime", time.Since(started).Round(time.Second)).Int("exit_code", code).
 		Msg("drain ended")
 	return code
 }

@@ -163,6 +163,20 @@ func (p *proc) stderrText() string {
 	return string(b)
 }
 
+// logLine returns tailcar's own log line (stderr) whose message is msg,
+// decoded; it fails the test when there is none.
+func (p *proc) logLine(msg string) map[string]any {
+	p.t.Helper()
+	for _, line := range strings.Split(p.stderrText(), "\n") {
+		var l map[string]any
+		if json.Unmarshal([]byte(line), &l) == nil && l["message"] == msg {
+			return l
+		}
+	}
+	p.t.Fatalf("no log line %q in stderr:\n%s", msg, p.stderrText())
+	return nil
+}
+
 // records parses stdout: every line must be one JSON object. While
 // tailcar runs, its last line may be half written, and so may the last
 // line of one killed with SIGKILL in the middle of a write (those records

@@ -98,6 +98,19 @@ func TestRun_ShipsExistingAppendedAndDrainDelayLines(t *testing.T) {
 		t.Errorf("got %d records, want 2200", len(recs))
 	}
 	requireTags(t, recs, map[string]string{"cluster": "prod-eu", "team": "shop"})
+
+	// Durations in tailcar's own logs carry their unit.
+	if got := p.logLine("drain begun")["delay"]; got != delay.String() {
+		t.Errorf("drain begun: delay %v, want %q", got, delay.String())
+	}
+	ended := p.logLine("drain ended")
+	for _, key := range []string{"drain_took", "uptime"} {
+		if s, ok := ended[key].(string); !ok {
+			t.Errorf("drain ended: %s is %v, want a duration such as \"1.5s\"", key, ended[key])
+		} else if _, err := time.ParseDuration(s); err != nil {
+			t.Errorf("drain ended: %s: %v", key, err)
+		}
+	}
 }
 
 // Ensure a logtail sidecar's env works unchanged: with only

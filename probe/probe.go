@@ -101,7 +101,7 @@ func (h *Heartbeat) Run(ctx context.Context) error {
 			name := h.stalled(now)
 			if name != stalled {
 				if name != "" {
-					h.log.Error().Str("loop", name).Dur("stuck_for", StallAfter).Msg("a loop is stuck in one step; the heartbeat stops so the probe fails")
+					h.log.Error().Str("loop", name).Stringer("stuck_for", StallAfter).Msg("a loop is stuck in one step; the heartbeat stops so the probe fails")
 				} else {
 					h.log.Info().Str("loop", stalled).Msg("the loop moves again")
 				}

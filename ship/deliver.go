@@ -92,7 +92,7 @@ func (s *Shipper) sendPart(ctx context.Context, b *Batch) (split bool, err error
 		s.cfg.Observer.Attempt(time.Since(started), n, err)
 		if err == nil {
 			if !failingSince.IsZero() {
-				s.cfg.Log.Info().Int("attempts", attempt).Dur("down_for", time.Since(failingSince)).Msg("backend recovered")
+				s.cfg.Log.Info().Int("attempts", attempt).Stringer("down_for", time.Since(failingSince).Round(time.Millisecond)).Msg("backend recovered")
 			}
 			return false, nil
 		}
