@@ -99,10 +99,12 @@ func (p *pipeline) Handle(ctx context.Context, l tailer.Line) error {
 	if p.groups != nil {
 		resource = p.groups.For(l.Path)
 	}
-	return p.shipper.Add(ctx, p.buf, ship.Meta{
+	err := p.shipper.Add(ctx, p.buf, ship.Meta{
 		Ack: ack, Pos: l.End, ReadAt: now, Event: eventOrRead(rec.Event, now), Since: l.Since, Resource: resource,
 		UnparsedSeed: seed,
 	})
+	p.buf = enrich.Sized(p.buf, len(p.buf)) // a huge record's buffer goes after the next record
+	return err
 }
 
 func eventOrRead(event, read time.Time) time.Time {

@@ -25,6 +25,8 @@ type JSONScanner struct {
 	// unquoted the text of those that had escapes; both are reused.
 	keys     [][]byte
 	unquoted []byte
+	// keysUsed is how many entries of keys were used since Reset.
+	keysUsed int
 	// many holds, per depth, the keys of an object with more than
 	// keysCompared of them, so that checking them is not quadratic;
 	// manyBig has bit d set when many[d] held more than manyKept keys
@@ -51,6 +53,11 @@ const keysCompared = 32
 
 // Reset starts scanning b.
 func (s *JSONScanner) Reset(b []byte) {
+	// Keys left past the length of keys point into the last line (or its
+	// value being encoded), and would hold it, however long, until a line
+	// with as many nested keys came.
+	clear(s.keys[:s.keysUsed])
+	s.keysUsed = 0
 	s.b, s.i = b, 0
 	s.keys, s.unquoted = s.keys[:0], s.unquoted[:0]
 	if cap(s.keys) > manyKept {
@@ -109,6 +116,7 @@ func (s *JSONScanner) newKey(depth, base int, raw []byte) bool {
 		}
 	}
 	s.keys = append(s.keys, key)
+	s.keysUsed = max(s.keysUsed, len(s.keys))
 	return true
 }
 

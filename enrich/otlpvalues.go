@@ -48,6 +48,7 @@ func (e *OTLPEncoder) appendNestedAttribute(dst, key, val []byte) []byte {
 	if cap(v.sizes) > manyKept {
 		v.sizes = nil // a hostile line's hundred thousand values, let go
 	}
+	v.scan.Reset(nil) // val is a piece of the line: do not hold the line
 	return dst
 }
 

@@ -173,6 +173,7 @@ type member struct {
 type Fields struct {
 	line    []byte // the line parsed, for formLine
 	members []member
+	given   int    // the length of the line the members were last read from
 	buf     []byte // decoded keys and values; never reallocated during a parse
 	message messageState
 	msgText []byte // the message, decoded (formText) or JSON text (formJSON)
@@ -189,15 +190,18 @@ type Fields struct {
 }
 
 func (f *Fields) reset(lineLen int) {
+	if f.given > keptBytes {
+		// Members past the next line's count would otherwise keep
+		// pointing into that long line, parsed or not, and hold it.
+		clear(f.members[:cap(f.members)])
+	}
+	f.given = lineLen
 	f.members = f.members[:0]
 	// Decoded text is never longer than the line it comes from, so with
 	// this room, slices into buf stay valid for the whole parse.
 	// Renamed keys and a decoded time add at most the line again, plus the
 	// prefixes.
-	if need := 2*lineLen + len(RenamePrefix)*maxFields; cap(f.buf) < need {
-		f.buf = make([]byte, 0, need)
-	}
-	f.buf = f.buf[:0]
+	f.buf = Sized(f.buf, 2*lineLen+len(RenamePrefix)*maxFields)
 	f.line, f.message, f.msgText, f.Time, f.TimeFound, f.mayClash = nil, messageLine, nil, time.Time{}, false, false
 }
 

@@ -144,17 +144,34 @@ func (b *Batch) skip(ack Ack) {
 }
 
 func (b *Batch) reset() {
-	b.Data = b.Data[:0]
-	b.seeds, b.unparsed = b.seeds[:0], b.unparsed[:0]
+	b.Data = reuse(b.Data, len(b.Data))
+	b.seeds, b.unparsed = reuse(b.seeds, len(b.seeds)), reuse(b.unparsed, len(b.unparsed))
+	b.scratch = reuse(b.scratch, len(b.scratch))
 	clear(b.unparsedAt)
 	b.Records = b.Records[:0]
 	b.Groups = b.Groups[:0]
 	clear(b.groupOf)
 	b.partial, b.partialNote = 0, ""
 	b.state = b.state[:0]
-	b.body = b.body[:0]
+	b.body = reuse(b.body, len(b.body))
 	b.bodyReady = false
 	b.dropNote, b.unparsedNote = "", ""
+}
+
+// keptBytes is how large a reused buffer may be and still be kept when
+// it has grown to many times what its last use needed.
+const keptBytes = 256 << 10
+
+// reuse returns buf emptied for its next use, or nil when it is over
+// keptBytes and over four times used, what its last use needed: a batch
+// that once held a huge record (TAILCAR_MAX_RECORD_BYTES raised) must not
+// keep its size for the rest of the run, while buffers that steady work
+// fills (Go's append leaves at most twice what it holds) are kept.
+func reuse(buf []byte, used int) []byte {
+	if cap(buf) > keptBytes && cap(buf) > 4*used {
+		return nil
+	}
+	return buf[:0]
 }
 
 // records counts the records with data.

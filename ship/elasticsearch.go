@@ -93,8 +93,9 @@ func (s *Elasticsearch) send(ctx context.Context, b *Batch) (unparsed int, err e
 			raw = append(raw, rec...)
 			raw = append(raw, '\n')
 		})
-		s.bulk = raw
-		return s.post.compress.Append(dst, raw)
+		body, err := s.post.compress.Append(dst, raw)
+		s.bulk = reuse(raw, len(raw))
+		return body, err
 	})
 	if err != nil {
 		return 0, err

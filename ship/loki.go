@@ -49,8 +49,10 @@ func NewLoki(ep Endpoint, fixed []byte) (*Loki, error) {
 // Send pushes the batch, a stream per group of labels.
 func (s *Loki) Send(ctx context.Context, b *Batch) error {
 	body, err := b.Body(func(dst []byte, b *Batch) ([]byte, error) {
-		s.raw = s.appendPush(s.raw[:0], b)
-		return s.post.compress.Append(dst, s.raw)
+		raw := s.appendPush(s.raw[:0], b)
+		body, err := s.post.compress.Append(dst, raw)
+		s.raw = reuse(raw, len(raw))
+		return body, err
 	})
 	if err != nil {
 		return err

@@ -87,8 +87,10 @@ func otlpTarget(u *url.URL) string {
 // records it refused as dropped; the OTLP answer does not say which.
 func (s *OTLP) Send(ctx context.Context, b *Batch) error {
 	body, err := b.Body(func(dst []byte, b *Batch) ([]byte, error) {
-		s.raw = s.appendRequest(s.raw[:0], b)
-		return s.post.compress.Append(dst, s.raw)
+		raw := s.appendRequest(s.raw[:0], b)
+		body, err := s.post.compress.Append(dst, raw)
+		s.raw = reuse(raw, len(raw))
+		return body, err
 	})
 	if err != nil {
 		return err

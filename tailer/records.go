@@ -4,6 +4,8 @@ import (
 	"context"
 	"time"
 	"unicode/utf8"
+
+	"github.com/tailcar/tailcar/enrich"
 )
 
 // Streams of a container log; plain lines are all of streamNone.
@@ -30,7 +32,7 @@ type pending struct {
 
 func (p *pending) begin(start int64, t time.Time) {
 	p.active, p.cut, p.start, p.time = true, false, start, t
-	p.text = p.text[:0]
+	p.text = enrich.Sized(p.text, len(p.text)) // sized by the record before
 }
 
 // add appends b while there is room for the record cap plus the bytes
