@@ -12,8 +12,9 @@ const (
 )
 
 // ParseRFC3339 reads an RFC 3339 time with any number of fractional
-// digits (none to nine, trailing zeros trimmed or not) and a Z or numeric
-// offset (+00:00 as conmon writes it, or +0000), and returns it in UTC.
+// digits (trailing zeros trimmed or not; past nine, as time.Parse does,
+// only the first nine count) and a Z or numeric offset (+00:00 as conmon
+// writes it, or +0000), and returns it in UTC.
 // It does not allocate, unlike time.Parse on a converted byte slice.
 func ParseRFC3339(b []byte) (time.Time, bool) {
 	// 2006-01-02T15:04:05Z is the shortest form.
@@ -44,8 +45,8 @@ func ParseRFC3339(b []byte) (time.Time, bool) {
 			}
 			n++
 		}
-		if n == 1 || n > 10 {
-			return time.Time{}, false // a dot with no digits, or more than nanoseconds
+		if n == 1 {
+			return time.Time{}, false // a dot with no digits
 		}
 		rest = rest[n:]
 	}
