@@ -94,7 +94,7 @@ func (s *Elasticsearch) send(ctx context.Context, b *Batch) (unparsed int, err e
 			raw = append(raw, '\n')
 		})
 		body, err := s.post.compress.Append(dst, raw)
-		s.bulk = reuse(raw, len(raw))
+		s.bulk = b.reuse(raw)
 		return body, err
 	})
 	if err != nil {

@@ -89,7 +89,7 @@ func (s *OTLP) Send(ctx context.Context, b *Batch) error {
 	body, err := b.Body(func(dst []byte, b *Batch) ([]byte, error) {
 		raw := s.appendRequest(s.raw[:0], b)
 		body, err := s.post.compress.Append(dst, raw)
-		s.raw = reuse(raw, len(raw))
+		s.raw = b.reuse(raw)
 		return body, err
 	})
 	if err != nil {

@@ -182,7 +182,7 @@ func NewShipper(cfg Config) *Shipper {
 		logged: make(map[string]bool),
 	}
 	for range cfg.Batches {
-		s.free <- &Batch{unparse: cfg.Unparse}
+		s.free <- &Batch{unparse: cfg.Unparse, kept: 4 * cfg.BatchBytes}
 	}
 	return s
 }
