@@ -176,9 +176,6 @@ func isNumber(v any) bool {
 func TestRun_ElasticsearchMappingConflictsShipTheLine(t *testing.T) {
 	t.Parallel()
 	es := newMappingES()
-	srv := httptest.NewServer(es)
-	defer srv.Close()
-
 	const total = 1000
 	app := filepath.Join(t.TempDir(), "app.json")
 	f, err := os.Create(app)
@@ -209,29 +206,10 @@ func TestRun_ElasticsearchMappingConflictsShipTheLine(t *testing.T) {
 	}
 	rawLines := strings.Split(strings.TrimSuffix(string(raw), "\n"), "\n")
 
-	addr := freePort(t)
-	p := startTailcar(t, withEnv(podEnv, map[string]string{
-		"TAILCAR_PATHS":        app,
-		"TAILCAR_POSITIONS":    filepath.Join(t.TempDir(), "positions"),
-		"TAILCAR_ENV_TAGS":     allEnvTags,
-		"TAILCAR_PARSE":        "json",
-		"TAILCAR_SINK":         "elasticsearch",
-		"TAILCAR_SINK_URL":     srv.URL,
-		"TAILCAR_BATCH_BYTES":  "16KiB",
-		"TAILCAR_BATCH_WAIT":   "100ms",
-		"TAILCAR_DRAIN_DELAY":  "0s",
-		"TAILCAR_METRICS_ADDR": addr,
+	m, p := shipJSONToMappingES(t, es, app, total, withEnv(podEnv, map[string]string{
+		"TAILCAR_ENV_TAGS":    allEnvTags,
+		"TAILCAR_BATCH_BYTES": "16KiB",
 	}))
-	waitForMetrics(t, addr)
-	var m map[string]float64
-	waitFor(t, 30*time.Second, "every record shipped", func() bool {
-		m = scrape(t, addr)
-		return m["tailcar_records_shipped_total"]+m[`tailcar_records_dropped_total{reason="poison"}`] >= total
-	})
-	p.signal(syscall.SIGTERM)
-	if code := p.wait(30 * time.Second); code != 0 {
-		t.Fatalf("exit code %d, want 0", code)
-	}
 
 	es.mu.Lock()
 	defer es.mu.Unlock()
@@ -301,8 +279,6 @@ func TestRun_ElasticsearchMappingConflictsShipTheLine(t *testing.T) {
 func TestRun_ElasticsearchRefusedLongLineIsDropped(t *testing.T) {
 	t.Parallel()
 	es := newMappingES()
-	srv := httptest.NewServer(es)
-	defer srv.Close()
 	app := filepath.Join(t.TempDir(), "app.json")
 	lines := fmt.Sprintf(`{"msg":"first seq=1","status":200}
 {"msg":"long seq=2","status":"ok","pad":"%s"}
@@ -312,28 +288,7 @@ func TestRun_ElasticsearchRefusedLongLineIsDropped(t *testing.T) {
 	if err := os.WriteFile(app, []byte(lines), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	addr := freePort(t)
-	p := startTailcar(t, map[string]string{
-		"TAILCAR_PATHS":            app,
-		"TAILCAR_POSITIONS":        filepath.Join(t.TempDir(), "positions"),
-		"TAILCAR_PARSE":            "json",
-		"TAILCAR_SINK":             "elasticsearch",
-		"TAILCAR_SINK_URL":         srv.URL,
-		"TAILCAR_MAX_RECORD_BYTES": "4MiB",
-		"TAILCAR_BATCH_WAIT":       "100ms",
-		"TAILCAR_DRAIN_DELAY":      "0s",
-		"TAILCAR_METRICS_ADDR":     addr,
-	})
-	waitForMetrics(t, addr)
-	var m map[string]float64
-	waitFor(t, 30*time.Second, "every record settled", func() bool {
-		m = scrape(t, addr)
-		return m["tailcar_records_shipped_total"]+m[`tailcar_records_dropped_total{reason="poison"}`] >= 4
-	})
-	p.signal(syscall.SIGTERM)
-	if code := p.wait(30 * time.Second); code != 0 {
-		t.Fatalf("exit code %d, want 0", code)
-	}
+	m, _ := shipJSONToMappingES(t, es, app, 4, map[string]string{"TAILCAR_MAX_RECORD_BYTES": "4MiB"})
 	es.mu.Lock()
 	defer es.mu.Unlock()
 	got := make(map[int]map[string]any)
@@ -353,4 +308,36 @@ func TestRun_ElasticsearchRefusedLongLineIsDropped(t *testing.T) {
 	if m[`tailcar_records_dropped_total{reason="poison"}`] != 1 || m["tailcar_records_sent_unparsed_total"] != 1 {
 		t.Fatalf("poison %v, sent unparsed %v; want 1 and 1", m[`tailcar_records_dropped_total{reason="poison"}`], m["tailcar_records_sent_unparsed_total"])
 	}
+}
+
+// shipJSONToMappingES runs tailcar with TAILCAR_PARSE=json on app, with
+// env added, into es until want records are shipped or dropped as poison,
+// stops it with SIGTERM and requires exit 0. It returns tailcar's last
+// metrics, and tailcar for its logs.
+func shipJSONToMappingES(t *testing.T, es *mappingES, app string, want int, env map[string]string) (map[string]float64, *proc) {
+	t.Helper()
+	srv := httptest.NewServer(es)
+	t.Cleanup(srv.Close)
+	addr := freePort(t)
+	p := startTailcar(t, withEnv(env, map[string]string{
+		"TAILCAR_PATHS":        app,
+		"TAILCAR_POSITIONS":    filepath.Join(t.TempDir(), "positions"),
+		"TAILCAR_PARSE":        "json",
+		"TAILCAR_SINK":         "elasticsearch",
+		"TAILCAR_SINK_URL":     srv.URL,
+		"TAILCAR_BATCH_WAIT":   "100ms",
+		"TAILCAR_DRAIN_DELAY":  "0s",
+		"TAILCAR_METRICS_ADDR": addr,
+	}))
+	waitForMetrics(t, addr)
+	var m map[string]float64
+	waitFor(t, 30*time.Second, "every record shipped or dropped", func() bool {
+		m = scrape(t, addr)
+		return m["tailcar_records_shipped_total"]+m[`tailcar_records_dropped_total{reason="poison"}`] >= float64(want)
+	})
+	p.signal(syscall.SIGTERM)
+	if code := p.wait(30 * time.Second); code != 0 {
+		t.Fatalf("exit code %d, want 0", code)
+	}
+	return m, p
 }
