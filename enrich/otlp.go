@@ -111,12 +111,7 @@ func (e *OTLPEncoder) AppendRecord(dst []byte, r Record) []byte {
 	}
 	// Most records need neither buffer: one that a huge value grew must
 	// not wait, at its size, for the next value with an escape.
-	if cap(e.decoded) > keptBytes {
-		e.decoded = nil
-	}
-	if cap(e.valid) > keptBytes {
-		e.valid = nil
-	}
+	e.decoded, e.valid = Sized(e.decoded, 0), Sized(e.valid, 0)
 	return dst
 }
 
