@@ -310,9 +310,14 @@ type rescue struct {
 	changes *os.File
 	// keep is a memfd, closed by whoever has the rescue last: the loop
 	// once it framed what it kept, or discard.
-	keep      *os.File
-	keepFd    int
-	from      int64 // the loop's offset when the rescue started
+	keep   *os.File
+	keepFd int
+	from   int64 // the loop's offset when the rescue started
+	// seen is the file's size when the open was seen. The file only grows
+	// until its truncation, so a look that finds it shorter than that (or
+	// than tailTo) finds the truncation, and a byte read before a look
+	// that does not is the generation's being copied.
+	seen      int64
 	backlogTo int64
 	tailFrom  int64
 	tailTo    int64
@@ -398,7 +403,7 @@ func startRescue(path string, fd *os.File, from, until int64, spin time.Duration
 	}
 	r := &rescue{
 		fd: dup, changes: os.NewFile(uintptr(changes), "rescue-changes"), keep: os.NewFile(uintptr(keepFd), "rescue-kept"), keepFd: keepFd,
-		from: from, backlogTo: from, tailFrom: from, tailTo: from, piece: g.backlogPiece, until: until, done: make(chan struct{}),
+		from: from, seen: size, backlogTo: from, tailFrom: from, tailTo: from, piece: g.backlogPiece, until: until, done: make(chan struct{}),
 	}
 	r.startNearTheEnd(size)
 	if spin > 0 {
@@ -459,6 +464,14 @@ func (r *rescue) run() {
 		spinning := time.Now().UnixNano() < r.spinUntil
 		n, err := r.keepFrom(&r.tailTo, room, spinning)
 		if n > 0 {
+			if r.tailTo < r.seen && r.truncated(&st, spinning) {
+				// A read that ends short of the size seen at the open may
+				// have read the next generation: the truncation came
+				// between the open's checks and this read, and the file
+				// grew again past where the rescue starts.
+				r.tailTo -= int64(n)
+				return
+			}
 			r.read.Store(r.tailTo)
 			continue
 		}
@@ -467,10 +480,18 @@ func (r *rescue) run() {
 		}
 		// Nothing new: the file has not grown, or it shrank. Bytes read
 		// after a truncation would belong to the next generation.
-		if r.fstat(&st, spinning) != nil || st.Size < r.tailTo {
+		if r.truncated(&st, spinning) {
 			return
 		}
-		if r.keepBacklog(spinning) {
+		if n := r.keepBacklog(spinning); n > 0 {
+			if r.truncated(&st, spinning) {
+				// Perhaps before the piece was read: the backlog lies
+				// below the size seen at the open, where the next
+				// generation grows first.
+				r.backlogTo -= n
+				return
+			}
+			r.backlogRead.Store(r.backlogTo)
 			continue
 		}
 		// A write after the read above is already queued as an event, and
@@ -521,18 +542,23 @@ func (r *rescue) fstat(st *unix.Stat_t, raw bool) error {
 	return nil
 }
 
+// truncated looks at the file: whether it is shorter than the rescue has
+// seen it (or cannot be looked at). Bytes read before a look that finds it
+// not are the generation's being copied.
+func (r *rescue) truncated(st *unix.Stat_t, raw bool) bool {
+	return r.fstat(st, raw) != nil || st.Size < max(r.tailTo, r.seen)
+}
+
 // keepBacklog keeps a piece of the loop's backlog, if any is left and
-// fits under the cap. It reports whether it kept some.
-func (r *rescue) keepBacklog(raw bool) bool {
+// fits under the cap, and returns its length. The piece is the
+// generation's being copied only if a later look finds no truncation.
+func (r *rescue) keepBacklog(raw bool) int64 {
 	most := min(int64(r.piece), r.tailFrom-r.backlogTo, rescueCap-r.kept())
 	if most <= 0 {
-		return false
+		return 0
 	}
-	if n, _ := r.keepFrom(&r.backlogTo, most, raw); n <= 0 {
-		return false // shrunk: the next look at the end tells
-	}
-	r.backlogRead.Store(r.backlogTo)
-	return true
+	n, _ := r.keepFrom(&r.backlogTo, most, raw)
+	return int64(max(n, 0))
 }
 
 // frameRescued frames the lines fl's rescue kept beyond the loop's offset,

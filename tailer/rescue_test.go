@@ -2,6 +2,7 @@ package tailer
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -414,6 +415,49 @@ func TestRescue_NoneOnceTruncated(t *testing.T) {
 			if r != nil {
 				r.discard()
 				t.Fatal("a rescue started on a file truncated before the open was seen")
+			}
+		})
+	}
+}
+
+// Ensure a rescue keeps nothing of the next generation when the
+// truncation comes between the open's checks and its first read, and the
+// file has grown again past the loop's offset by then (bench/copytruncate.sh
+// traced it: 122 KB of the next generation framed as the end of the last,
+// and the copy resumed past them, 355 lines lost and 349 sent twice). The
+// rescue is started here as opened starts it, with the size seen before
+// the truncation: with a backlog shorter than tailLead it reads from the
+// loop's offset; with a longer one, its look for the newest line start
+// finds the file short already.
+func TestRescue_KeepsNothingOfTheNextGeneration(t *testing.T) {
+	next := bytes.Repeat([]byte("a line of the next generation, longer\n"), 50)
+	for _, lines := range []int{100, 1000} {
+		t.Run(fmt.Sprintf("%d lines", lines), func(t *testing.T) {
+			old := bytes.Repeat([]byte("line of the generation being copied\n"), lines)
+			path := filepath.Join(t.TempDir(), "app.log")
+			if err := os.WriteFile(path, old, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			g, fl := guardedFile(t, path, time.Minute, 36) // the first line read
+			if err := os.WriteFile(path, next, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			g.mu.Lock()
+			r, err := startRescue(path, fl.guard.fd, fl.guard.readTo.Load(), time.Now().Add(time.Minute).UnixNano(), g.spin, g, fl, int64(len(old)))
+			if err == nil {
+				fl.guard.rescue = r // discarded by guardFile's cleanup
+			}
+			g.mu.Unlock()
+			if err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case <-r.done:
+			case <-time.After(10 * time.Second):
+				t.Fatalf("the rescue still runs 10 s after the truncation, having kept %d bytes of the next generation", r.read.Load()-r.tailFrom)
+			}
+			if r.kept() != 0 {
+				t.Fatalf("the rescue kept %d bytes (%d..%d, backlog %d..%d); want none: the file holds the next generation", r.kept(), r.tailFrom, r.tailTo, r.from, r.backlogTo)
 			}
 		})
 	}
