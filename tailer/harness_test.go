@@ -228,3 +228,20 @@ func waitCount(t *testing.T, r *running, n int) {
 	t.Helper()
 	waitFor(t, 30*time.Second, fmt.Sprintf("%d lines", n), func() bool { return seq.Count(r.c.texts(), n).Received >= n })
 }
+
+// openWithFingerprint opens the file at path, closed at the test's end,
+// with the fingerprint of what it holds now, as the loop opens a file it
+// starts following.
+func openWithFingerprint(t *testing.T, path string) (*os.File, fingerprint) {
+	t.Helper()
+	fd, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { fd.Close() })
+	_, fp, err := checkFingerprint(fd, fingerprint{}, make([]byte, fingerprintMax))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fd, fp
+}

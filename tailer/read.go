@@ -19,7 +19,7 @@ type window struct {
 	// time, taken once per buffer rather than once per line.
 	at time.Time
 	// between, if set, is called before each read (Follower.takeOpens),
-	// and between lines when lookEvery has passed since (see lookIfDue);
+	// and between lines when lookEvery has passed since (see lineFramed);
 	// looked is when it was last called, framed counts the lines framed.
 	between func()
 	looked  time.Time
@@ -38,8 +38,16 @@ const (
 	linesPerLook = 64
 )
 
-// lookIfDue calls between if lookEvery has passed since it last was.
-func (w *window) lookIfDue() {
+// lineFramed counts a line framed from the window and, every
+// linesPerLook lines, calls between if lookEvery has passed since it last
+// was.
+func (w *window) lineFramed() {
+	if w.between == nil {
+		return
+	}
+	if w.framed++; w.framed%linesPerLook != 0 {
+		return
+	}
 	if now := time.Now(); now.Sub(w.looked) >= lookEvery {
 		w.looked = now
 		w.between()
@@ -199,11 +207,7 @@ func (f *Follower) frameWindow(ctx context.Context, fl *file, atEnd, final bool)
 			if err := f.frame(ctx, fl, raw, lineStart, fl.offset, false); err != nil {
 				return false, err
 			}
-			if f.win.between != nil {
-				if f.win.framed++; f.win.framed%linesPerLook == 0 {
-					f.win.lookIfDue()
-				}
-			}
+			f.win.lineFramed()
 		case errors.Is(err, bufio.ErrBufferFull):
 			fl.offset += int64(len(chunk))
 			fl.long.gather(chunk, f.cfg.MaxRecordBytes, lineStart)

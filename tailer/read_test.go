@@ -50,15 +50,7 @@ func TestRead_LooksForOpensBetweenLines(t *testing.T) {
 		f.out = h
 		looks := 0
 		f.takeOpensFunc = func() { looks++ }
-		fd, err := os.Open(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer fd.Close()
-		_, fp, err := checkFingerprint(fd, fingerprint{}, make([]byte, fingerprintMax))
-		if err != nil {
-			t.Fatal(err)
-		}
+		fd, fp := openWithFingerprint(t, path)
 		fl := &file{path: path, fd: fd, fp: fp}
 		if err := f.readToEnd(context.Background(), fl, -1, false); err != nil {
 			t.Fatal(err)

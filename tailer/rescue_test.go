@@ -365,20 +365,12 @@ func guardedFile(t *testing.T, path string, poll time.Duration, readTo int64) (*
 // read to readTo, with the fingerprint of what it holds now.
 func guardFile(t *testing.T, g *guards, path string, readTo int64) *file {
 	t.Helper()
-	fd, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { fd.Close() })
+	fd, fp := openWithFingerprint(t, path)
 	fi, err := fd.Stat()
 	if err != nil {
 		t.Fatal(err)
 	}
 	id, _ := idOf(fi)
-	_, fp, err := checkFingerprint(fd, fingerprint{}, make([]byte, fingerprintMax))
-	if err != nil {
-		t.Fatal(err)
-	}
 	fl := &file{path: path, id: id, offset: readTo, fp: fp}
 	g.add(fl, fd)
 	t.Cleanup(func() { g.remove(fl) })
