@@ -40,14 +40,15 @@ const (
 
 // lineFramed counts a line framed from the window and, every
 // linesPerLook lines, calls between if lookEvery has passed since it last
-// was.
+// was. It is small enough to be inlined on the per-line path; the clock is
+// read in lookIfDue.
 func (w *window) lineFramed() {
-	if w.between == nil {
-		return
+	if w.framed++; w.framed%linesPerLook == 0 && w.between != nil {
+		w.lookIfDue()
 	}
-	if w.framed++; w.framed%linesPerLook != 0 {
-		return
-	}
+}
+
+func (w *window) lookIfDue() {
 	if now := time.Now(); now.Sub(w.looked) >= lookEvery {
 		w.looked = now
 		w.between()
