@@ -16,6 +16,11 @@
 # FOLLOW=original: tailcar follows access.log alone, not its copies, as
 # the pattern *.log would: what the truncation comes before is lost
 # unless a rescue kept it.
+# SHARES=READER:APP (root, cgroup v1's cpu controller): the reader runs in
+# a cgroup of its own with cpu.shares READER, and the writer, nginx and
+# logrotate in another with APP, as the kubelet runs two containers of a
+# Pod (shares = the CPU request in millicores × 1024 / 1000: 5m is 5,
+# 100m is 102). Without it, all share the script's cgroup.
 set -eu
 runs=${1:-10}
 tailcar=$(realpath "${2:-bin/tailcar}")
@@ -24,7 +29,20 @@ reader=${READER:-tailcar}
 loggen=$(realpath bin/loggen)
 dir=$(mktemp -d)
 nginx_pid=
-trap '[ -z "$nginx_pid" ] || kill -QUIT "$nginx_pid" 2>/dev/null || true; rm -rf "$dir"' EXIT
+cg=
+trap '[ -z "$nginx_pid" ] || kill -QUIT "$nginx_pid" 2>/dev/null || true; rm -rf "$dir"; [ -z "$cg" ] || { echo $$ > /sys/fs/cgroup/cpu/cgroup.procs; sleep 0.5; rmdir "$cg/reader" "$cg/app" "$cg"; } 2>/dev/null || true' EXIT
+# in-reader starts the reader, in its cgroup when SHARES is set.
+if [ -n "${SHARES:-}" ]; then
+	[ -w /sys/fs/cgroup/cpu/cgroup.procs ] || { echo "copytruncate.sh: SHARES needs root and cgroup v1's cpu controller at /sys/fs/cgroup/cpu" >&2; exit 2; }
+	cg=/sys/fs/cgroup/cpu/tailcar-bench-$$
+	mkdir -p "$cg/reader" "$cg/app"
+	echo "${SHARES%%:*}" > "$cg/reader/cpu.shares"
+	echo "${SHARES##*:}" > "$cg/app/cpu.shares"
+	echo $$ > "$cg/app/cgroup.procs" # the script, and all it starts but the reader
+	printf 'echo $$ > %s/reader/cgroup.procs && exec "$@"\n' "$cg" > "$dir/in-reader"
+else
+	printf 'exec "$@"\n' > "$dir/in-reader"
+fi
 [ "$reader" != eager ] || go build -o "$dir/eager" ./bench/eager
 if [ "$writer" = nginx ]; then
 	go build -o "$dir/nginxload" ./bench/nginxload
@@ -54,10 +72,10 @@ for run in $(seq "$runs"); do
 	[ -z "$nginx_pid" ] || { kill -USR1 "$nginx_pid"; while [ ! -e "$dir/access.log" ]; do sleep 0.05; done; }
 	if [ "$reader" = eager ]; then
 		touch "$dir/access.log"
-		"$dir/eager" -file "$dir/access.log" > "$dir/out" 2> "$dir/err" &
+		sh "$dir/in-reader" "$dir/eager" -file "$dir/access.log" > "$dir/out" 2> "$dir/err" &
 	else
 		TAILCAR_PATHS="$dir/access.log$([ "${FOLLOW:-}" = original ] || echo '*')" TAILCAR_EXCLUDE='*.gz' TAILCAR_BATCH_WAIT="${WAIT:-100ms}" \
-			TAILCAR_DRAIN_DELAY=1s TAILCAR_POSITIONS="$dir/pos" "$tailcar" > "$dir/out" 2> "$dir/err" &
+			TAILCAR_DRAIN_DELAY=1s TAILCAR_POSITIONS="$dir/pos" sh "$dir/in-reader" "$tailcar" > "$dir/out" 2> "$dir/err" &
 	fi
 	pid=$!
 	sleep 0.5
