@@ -29,12 +29,15 @@ reader=${READER:-tailcar}
 loggen=$(realpath bin/loggen)
 dir=$(mktemp -d)
 nginx_pid=
+cpu=/sys/fs/cgroup/cpu # cgroup v1's cpu controller, for SHARES
 cg=
-trap '[ -z "$nginx_pid" ] || kill -QUIT "$nginx_pid" 2>/dev/null || true; rm -rf "$dir"; [ -z "$cg" ] || { echo $$ > /sys/fs/cgroup/cpu/cgroup.procs; sleep 0.5; rmdir "$cg/reader" "$cg/app" "$cg"; } 2>/dev/null || true' EXIT
+# The cgroups go once nginx has quit (best effort: rmdir fails while a
+# process is left in one).
+trap '[ -z "$nginx_pid" ] || kill -QUIT "$nginx_pid" 2>/dev/null || true; rm -rf "$dir"; [ -z "$cg" ] || { echo $$ > "$cpu/cgroup.procs"; sleep 0.5; rmdir "$cg/reader" "$cg/app" "$cg"; } 2>/dev/null || true' EXIT
 # in-reader starts the reader, in its cgroup when SHARES is set.
 if [ -n "${SHARES:-}" ]; then
-	[ -w /sys/fs/cgroup/cpu/cgroup.procs ] || { echo "copytruncate.sh: SHARES needs root and cgroup v1's cpu controller at /sys/fs/cgroup/cpu" >&2; exit 2; }
-	cg=/sys/fs/cgroup/cpu/tailcar-bench-$$
+	[ -w "$cpu/cgroup.procs" ] || { echo "copytruncate.sh: SHARES needs root and cgroup v1's cpu controller at $cpu" >&2; exit 2; }
+	cg=$cpu/tailcar-bench-$$
 	mkdir -p "$cg/reader" "$cg/app"
 	echo "${SHARES%%:*}" > "$cg/reader/cpu.shares"
 	echo "${SHARES##*:}" > "$cg/app/cpu.shares"

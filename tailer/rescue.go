@@ -316,7 +316,10 @@ type rescue struct {
 	// seen is the file's size when the open was seen. The file only grows
 	// until its truncation, so a look that finds it shorter than that (or
 	// than tailTo) finds the truncation, and a byte read before a look
-	// that does not is the generation's being copied.
+	// that does not is the generation's being copied. What size cannot
+	// tell is a next generation already longer than seen by the rescue's
+	// first read: only a file of a few KiB at the open, truncated and
+	// regrown within that millisecond, would be.
 	seen      int64
 	backlogTo int64
 	tailFrom  int64
