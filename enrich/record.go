@@ -93,10 +93,14 @@ type Encoder struct {
 
 // stampCache is one second's "2006-01-02T15:04:05": records read or
 // stamped within the same second share it, and formatting the date was a
-// tenth of the cost of a parsed record.
+// tenth of the cost of a parsed record. The fraction last written in
+// that second comes after it: the lines of one read share their read
+// time, and nginx's lines of one second their event time, so most
+// records repeat a stamp whole.
 type stampCache struct {
 	sec  int64
-	text [19]byte
+	nsec int
+	text [30]byte
 	ok   bool
 }
 
@@ -113,14 +117,22 @@ func (e *Encoder) appendTimestamp(dst []byte, t time.Time) []byte {
 	case e.stamps[1].ok && e.stamps[1].sec == sec:
 		i = 1
 	default:
+		var buf [32]byte
+		full := AppendTimestamp(buf[:0], t)
+		if len(full) != len(stampCache{}.text) {
+			return append(dst, full...) // a year outside 0000–9999, written another way
+		}
 		i = e.older
-		var full [32]byte
-		copy(e.stamps[i].text[:], AppendTimestamp(full[:0], t))
-		e.stamps[i].sec, e.stamps[i].ok = sec, true
+		copy(e.stamps[i].text[:], full)
+		e.stamps[i].sec, e.stamps[i].nsec, e.stamps[i].ok = sec, t.Nanosecond(), true
 	}
 	e.older = 1 - i
-	dst = append(dst, e.stamps[i].text[:]...)
-	return appendFraction(dst, t.Nanosecond())
+	slot := &e.stamps[i]
+	if ns := t.Nanosecond(); ns != slot.nsec {
+		appendFraction(slot.text[:19], ns) // writes in place: text has the room
+		slot.nsec = ns
+	}
+	return append(dst, slot.text[:]...)
 }
 
 // NewEncoder returns an Encoder that adds tags to every record, in the

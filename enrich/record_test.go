@@ -233,6 +233,16 @@ func TestEncoder_TimestampCache(t *testing.T) {
 			t.Fatalf("%v: %s, want %s", ts, got, want)
 		}
 	}
+	// A stamp repeated whole, its second with another fraction and back,
+	// and years written another way, between and after them.
+	for _, ts := range []time.Time{base, base, base.Add(-5), base, base.Add(-5), base.Add(-5),
+		time.Date(10000, 1, 1, 0, 0, 0, 5, time.UTC), time.Date(10000, 1, 1, 0, 0, 0, 5, time.UTC), base,
+		time.Date(-1, 12, 31, 23, 59, 59, 0, time.UTC), time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC), base, base.Add(-5)} {
+		got := enc.appendTimestamp(nil, ts)
+		if want := AppendTimestamp(nil, ts); !bytes.Equal(got, want) {
+			t.Fatalf("%v: %s, want %s", ts, got, want)
+		}
+	}
 	// An event's second and a read's of the same parity, in turn, are
 	// both remembered: neither evicts the other.
 	event, read := base.Add(2*time.Second), base.Add(4*time.Second)
