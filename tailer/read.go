@@ -68,12 +68,25 @@ func (w *window) Read(p []byte) (int, error) {
 		p = p[:rest]
 	}
 	n, err := w.fd.ReadAt(p, w.off)
+	if err == io.EOF && w.off+int64(n) < w.end {
+		// Shorter than its size when the window began: a file only grows
+		// until it is truncated, so what this read returned is most likely
+		// the next generation's, at offsets the last one's bytes had (a
+		// copier truncated it after the loop's look at its head, and the
+		// writer wrote again). They are not framed; the next turn finds
+		// the truncation, and the copy holds what was not read.
+		return 0, errShrank
+	}
 	w.off += int64(n)
 	if err == io.EOF && n > 0 {
 		err = nil
 	}
 	return n, err
 }
+
+// errShrank ends a window whose file got shorter than its size when the
+// window began.
+var errShrank = errors.New("the file shrank while it was read")
 
 // longLine is a raw line longer than the read buffer: its head is kept up
 // to the record cap while the rest is read and dropped, so a 100 MiB line
@@ -227,6 +240,10 @@ func (f *Follower) frameWindow(ctx context.Context, fl *file, atEnd, final bool)
 				}
 			}
 			return !atEnd, nil
+		case errors.Is(err, errShrank):
+			// fl.offset is where the last line framed ended: the truncation
+			// is handled from there on the next turn.
+			return true, nil
 		default:
 			f.cfg.Log.Warn().Err(err).Str("path", fl.path).Msg("read failed")
 			return false, nil

@@ -65,3 +65,54 @@ func TestRead_LooksForOpensBetweenLines(t *testing.T) {
 		}
 	})
 }
+
+// Ensure a read that comes after a truncation the loop's look at the head
+// missed frames none of the next generation's bytes as the last one's.
+// Traced (bench/copytruncate.sh, 5m share): the loop had read 2 lines,
+// found the head unchanged, and logrotate truncated the file before the
+// read; nginx wrote again, and the read returned the new generation's
+// bytes from the old offset on: 3 lines of the old generation lost, 3 of
+// the new sent twice. Here the truncation comes between the look and the
+// read, as the loop's hook before each read.
+func TestRead_AReadAfterAnUnseenTruncationKeepsNothingOfIt(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "app.log")
+	appendFile(t, path, 1, 3)
+	cfg := testConfig(t, dir, "app.log")
+	f := NewFollower(cfg)
+	c := &collector{pos: cfg.Positions}
+	f.out = c
+	fd, fp := openWithFingerprint(t, path)
+	fl := &file{path: path, real: path, fd: fd, fp: fp, source: newSource()}
+	if err := f.readToEnd(context.Background(), fl, -1, false); err != nil {
+		t.Fatal(err)
+	}
+	appendFile(t, path, 4, 2000)
+	truncations := 0
+	f.takeOpensFunc = func() {
+		if truncations > 0 || fl.offset == 0 {
+			return
+		}
+		truncations++
+		// copytruncate: the copy, the truncation, and the writer again,
+		// fewer bytes than the old generation had but more than were read.
+		old, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path+".1", old, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Truncate(path, 0); err != nil {
+			t.Fatal(err)
+		}
+		appendFile(t, path, 2001, 2010)
+	}
+	if err := f.readToEnd(context.Background(), fl, -1, false); err != nil {
+		t.Fatal(err)
+	}
+	if truncations != 1 {
+		t.Fatalf("truncated %d times; want 1", truncations)
+	}
+	requireExactlyOnce(t, c.texts(), 2010)
+}
