@@ -171,9 +171,14 @@ func (f *Follower) isPrefixOf(head []byte, orig *file) bool {
 	if len(head) == 0 || orig.fd == nil {
 		return false
 	}
-	buf := f.scratch[:max(len(head), leadLen)]
+	buf := f.scratch[:max(len(head), leadLen, orig.fp.Len)]
 	n, _ := orig.fd.ReadAt(buf, 0)
-	if n >= leadLen {
+	// The bytes are the generation's lead only if the file still starts as
+	// the loop last saw it: truncated since, unknown to the loop yet, it
+	// holds the next generation, whose lead would refuse the real copy
+	// until the loop noticed (a copy taken for a new file, read again from
+	// its start).
+	if fp := orig.fp; n >= leadLen && fp.Len >= leadLen && n >= fp.Len && fnvAdd(fnvOffset, buf[:fp.Len]) == fp.Sum {
 		copy(orig.lead[:], buf)
 		orig.leadOf = orig.source
 	}

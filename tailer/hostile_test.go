@@ -2,6 +2,7 @@ package tailer
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -280,4 +281,70 @@ func TestFollower_UnreadableFileIsWarnedOnce(t *testing.T) {
 	if n := strings.Count(logs.String(), "matching file not followed"); n != 1 || r.f.Stats().Refused != 1 {
 		t.Fatalf("%d warnings, %d refusals; want one of each:\n%s", n, r.f.Stats().Refused, logs.String())
 	}
+}
+
+// Ensure a look at a followed file after a truncation the loop has not
+// noticed yet does not make its real copy look like a new file. An earlier
+// look at the copy (deferred while a rescue ran) read the original's first
+// bytes and kept them as its generation's lead; after the truncation they
+// were the next generation's, whose lines start otherwise (a JSON time,
+// the minute in an nginx line), and the copy, refused by that lead, was
+// read again from its start.
+func TestCopy_ALookAfterAnUnseenTruncationDoesNotRefuseTheCopy(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "access.log")
+	write := func(gen string, from, to int) {
+		t.Helper()
+		var b strings.Builder
+		for n := from; n <= to; n++ {
+			fmt.Fprintf(&b, "%s %s\n", gen, line(n)) // generations differ in their first bytes
+		}
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		must(t, err)
+		defer f.Close()
+		_, err = f.WriteString(b.String())
+		must(t, err)
+	}
+	write("gen-1", 1, 3)
+	cfg := testConfig(t, dir, "access.log*")
+	f := NewFollower(cfg)
+	c := &collector{pos: cfg.Positions}
+	f.out = c
+	fd, fp := openWithFingerprint(t, path)
+	id, err := fileIDOf(path)
+	must(t, err)
+	orig := &file{path: path, real: path, fd: fd, fp: fp, source: newSource(), id: id}
+	f.files[orig.id] = orig
+	must(t, f.readToEnd(context.Background(), orig, -1, false))
+
+	write("gen-1", 4, 3000)
+	old, err := os.ReadFile(path)
+	must(t, err)
+	must(t, os.WriteFile(path+".1", old, 0o644)) // logrotate's copy
+	must(t, os.Truncate(path, 0))
+	write("gen-2", 3001, 3020)
+	f.isPrefixOf(old[:fingerprintMax], orig) // the earlier look, after the truncation
+
+	copyFd, err := os.Open(path + ".1")
+	must(t, err)
+	defer copyFd.Close()
+	copyID, err := fileIDOf(path + ".1")
+	must(t, err)
+	d, err := f.copyOf(context.Background(), copyFd, candidate{path: path + ".1", real: path + ".1", id: copyID, size: int64(len(old)), mtime: time.Now()}, nil)
+	must(t, err)
+	if !d.resume || d.offset != int64(len(old)) {
+		t.Fatalf("the copy was decided %+v; want it resumed at its end (%d), every line of it read already", d, len(old))
+	}
+	// The original's next generation was read on once the truncation
+	// was noticed.
+	requireExactlyOnce(t, c.texts(), 3020)
+}
+
+// fileIDOf is path's identity.
+func fileIDOf(path string) (fileID, error) {
+	var st syscall.Stat_t
+	if err := syscall.Stat(path, &st); err != nil {
+		return fileID{}, err
+	}
+	return fileID{Dev: uint64(st.Dev), Ino: st.Ino}, nil
 }
