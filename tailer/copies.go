@@ -178,7 +178,7 @@ func (f *Follower) isPrefixOf(head []byte, orig *file) bool {
 	// holds the next generation, whose lead would refuse the real copy
 	// until the loop noticed (a copy taken for a new file, read again from
 	// its start).
-	if fp := orig.fp; n >= leadLen && fp.Len >= leadLen && n >= fp.Len && fnvAdd(fnvOffset, buf[:fp.Len]) == fp.Sum {
+	if fp := orig.fp; fp.Len >= leadLen && n >= fp.Len && fnvAdd(fnvOffset, buf[:fp.Len]) == fp.Sum {
 		copy(orig.lead[:], buf)
 		orig.leadOf = orig.source
 	}
@@ -214,7 +214,7 @@ func (f *Follower) hashPrefixes(head []byte) {
 }
 
 // headHas reports whether head, as given to hashPrefixes, starts with the
-// bytes fp describes (sameHead, on bytes already read).
+// bytes fp describes (checkFingerprint's test, on bytes already read).
 func (f *Follower) headHas(head []byte, fp fingerprint) bool {
 	return fp.Len >= copyMinFingerprint && fp.Len <= len(head) && f.prefixSums[fp.Len] == fp.Sum
 }

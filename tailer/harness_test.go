@@ -245,3 +245,15 @@ func openWithFingerprint(t *testing.T, path string) (*os.File, fingerprint) {
 	}
 	return fd, fp
 }
+
+// idOfPath is the identity of the file at path.
+func idOfPath(t *testing.T, path string) fileID {
+	t.Helper()
+	fi, err := os.Stat(path)
+	must(t, err)
+	id, ok := idOf(fi)
+	if !ok {
+		t.Fatalf("no identity for %s", path)
+	}
+	return id
+}

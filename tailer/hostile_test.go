@@ -293,58 +293,38 @@ func TestFollower_UnreadableFileIsWarnedOnce(t *testing.T) {
 func TestCopy_ALookAfterAnUnseenTruncationDoesNotRefuseTheCopy(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "access.log")
-	write := func(gen string, from, to int) {
-		t.Helper()
-		var b strings.Builder
-		for n := from; n <= to; n++ {
-			fmt.Fprintf(&b, "%s %s\n", gen, line(n)) // generations differ in their first bytes
-		}
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
-		must(t, err)
-		defer f.Close()
-		_, err = f.WriteString(b.String())
-		must(t, err)
-	}
-	write("gen-1", 1, 3)
+	appendFile(t, path, 1, 3)
 	cfg := testConfig(t, dir, "access.log*")
 	f := NewFollower(cfg)
 	c := &collector{pos: cfg.Positions}
 	f.out = c
 	fd, fp := openWithFingerprint(t, path)
-	id, err := fileIDOf(path)
-	must(t, err)
-	orig := &file{path: path, real: path, fd: fd, fp: fp, source: newSource(), id: id}
+	orig := &file{path: path, real: path, fd: fd, fp: fp, source: newSource(), id: idOfPath(t, path)}
 	f.files[orig.id] = orig
 	must(t, f.readToEnd(context.Background(), orig, -1, false))
 
-	write("gen-1", 4, 3000)
+	appendFile(t, path, 4, 3001)
 	old, err := os.ReadFile(path)
 	must(t, err)
 	must(t, os.WriteFile(path+".1", old, 0o644)) // logrotate's copy
 	must(t, os.Truncate(path, 0))
-	write("gen-2", 3001, 3020)
+	// The next generation starts with line 3002, whose first 32 bytes
+	// (10.0.0.2 - - [...) differ from line 1's (10.0.0.1 ...).
+	appendFile(t, path, 3002, 3021)
+	if bytes.Equal([]byte(line(1))[:leadLen], []byte(line(3002))[:leadLen]) {
+		t.Fatal("the two generations start alike; the test needs them not to")
+	}
 	f.isPrefixOf(old[:fingerprintMax], orig) // the earlier look, after the truncation
 
 	copyFd, err := os.Open(path + ".1")
 	must(t, err)
 	defer copyFd.Close()
-	copyID, err := fileIDOf(path + ".1")
-	must(t, err)
-	d, err := f.copyOf(context.Background(), copyFd, candidate{path: path + ".1", real: path + ".1", id: copyID, size: int64(len(old)), mtime: time.Now()}, nil)
+	d, err := f.copyOf(context.Background(), copyFd, candidate{path: path + ".1", real: path + ".1", id: idOfPath(t, path+".1"), size: int64(len(old)), mtime: time.Now()}, nil)
 	must(t, err)
 	if !d.resume || d.offset != int64(len(old)) {
 		t.Fatalf("the copy was decided %+v; want it resumed at its end (%d), every line of it read already", d, len(old))
 	}
 	// The original's next generation was read on once the truncation
 	// was noticed.
-	requireExactlyOnce(t, c.texts(), 3020)
-}
-
-// fileIDOf is path's identity.
-func fileIDOf(path string) (fileID, error) {
-	var st syscall.Stat_t
-	if err := syscall.Stat(path, &st); err != nil {
-		return fileID{}, err
-	}
-	return fileID{Dev: uint64(st.Dev), Ino: st.Ino}, nil
+	requireExactlyOnce(t, c.texts(), 3021)
 }

@@ -241,8 +241,9 @@ func (f *Follower) frameWindow(ctx context.Context, fl *file, atEnd, final bool)
 			}
 			return !atEnd, nil
 		case errors.Is(err, errShrank):
-			// fl.offset is where the last line framed ended: the truncation
-			// is handled from there on the next turn.
+			// fl.offset is past the last bytes taken from the pieces read
+			// before (lines framed, a long line's head gathered): the
+			// truncation is handled from there on the next turn.
 			return true, nil
 		default:
 			f.cfg.Log.Warn().Err(err).Str("path", fl.path).Msg("read failed")
