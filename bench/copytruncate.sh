@@ -21,6 +21,8 @@
 # logrotate in another with APP, as the kubelet runs two containers of a
 # Pod (shares = the CPU request in millicores × 1024 / 1000: 5m is 5,
 # 100m is 102). Without it, all share the script's cgroup.
+# KEEP=DIR: the reader's log and output of each run that lost or repeated
+# lines are kept in DIR, to trace them.
 set -eu
 runs=${1:-10}
 tailcar=$(realpath "${2:-bin/tailcar}")
@@ -111,6 +113,11 @@ for run in $(seq "$runs"); do
 			{ for (i = 1; i <= n; i++) printf "\n  seq %d lost, and seq %d after it received: not a truncation", lost[i], $1; n = 0; kept = $2 }
 			END { for (i = 1; i <= n; i++) printf "\n  seq %d lost, no truncation after it", lost[i] }' "$dir/got" "$dir/times" >&2
 		echo >&2
+	fi
+	if [ -n "${KEEP:-}" ] && [ $((missing + repeated)) -gt 0 ]; then
+		mkdir -p "$KEEP"
+		for f in err out; do cp "$dir/$f" "$KEEP/$$-$run.$f"; done
+		echo "kept in $KEEP/$$-$run.*" >&2
 	fi
 	lost=$((lost + missing))
 	dups=$((dups + repeated))

@@ -97,7 +97,10 @@ type guards struct {
 	backlogPiece int
 	// spin is spinBase; tests set 0 to see the rescue sleep at once.
 	spin time.Duration
-	log  zerolog.Logger
+	// beforeRescueRead, set by tests, runs in each rescue before each
+	// of its reads.
+	beforeRescueRead func()
+	log              zerolog.Logger
 }
 
 // guard is one followed file's entry. fd and rescue are under guards.mu;
@@ -343,8 +346,21 @@ type rescue struct {
 	// backlogRead is the offset the backlog is kept to, for tests.
 	backlogRead atomic.Int64
 	waits       atomic.Int64 // how often it slept, for tests
-	stop        atomic.Bool
-	done        chan struct{}
+	asleep      atomic.Bool  // waiting for a write, for tests
+	// pin holds the page the file ends in (pin.go): the lines written
+	// into it after the rescue's last read, up to the truncation, are kept
+	// even if the rescue is off the processor meanwhile. nil where the
+	// file cannot be mapped.
+	pin *pagePin
+	// cut: the goroutine saw the truncation.
+	cut bool
+	// pinned is how many bytes the pin kept beyond the last read, for the
+	// log and for tests.
+	pinned int64
+	// beforeRead, set by tests, runs before each read.
+	beforeRead func()
+	stop       atomic.Bool
+	done       chan struct{}
 }
 
 // kept is how many bytes the rescue keeps.
@@ -409,11 +425,18 @@ func startRescue(path string, fd *os.File, from, until int64, spin time.Duration
 		from: from, seen: size, backlogTo: from, tailFrom: from, tailTo: from, piece: g.backlogPiece, until: until, done: make(chan struct{}),
 	}
 	r.startNearTheEnd(size)
+	if pin, err := newPagePin(dup, r.tailFrom, size-r.tailFrom+rescueCap); err == nil {
+		r.pin = pin
+	} else {
+		g.log.Debug().Err(err).Str("path", path).Msg("cannot pin the page the file ends in; the rescue keeps what it reads")
+	}
+	r.beforeRead = g.beforeRescueRead
 	if spin > 0 {
 		r.spinUntil = min(until, time.Now().Add(spin+time.Duration(size>>20)*spinPerMiB).UnixNano())
 	}
 	// Set before the goroutine starts, so that no halt comes before it.
 	if err := r.changes.SetReadDeadline(time.Unix(0, until)); err != nil {
+		r.pin.close()
 		unix.Close(dup)
 		r.changes.Close()
 		r.keep.Close()
@@ -457,9 +480,13 @@ func (r *rescue) run() {
 	defer close(r.done)
 	defer unix.Close(r.fd)
 	defer r.changes.Close()
+	defer r.keepPinned()
 	var st unix.Stat_t
 	buf := make([]byte, unix.SizeofInotifyEvent+unix.NAME_MAX+1)
 	for !r.stop.Load() && time.Now().UnixNano() < r.until {
+		if r.beforeRead != nil {
+			r.beforeRead()
+		}
 		room := rescueCap - r.kept()
 		if room <= 0 {
 			return // the loop is far behind; the copy holds what it has not read
@@ -473,9 +500,13 @@ func (r *rescue) run() {
 				// between the open's checks and this read, and the file
 				// grew again past where the rescue starts.
 				r.tailTo -= int64(n)
+				r.cut = true
 				return
 			}
 			r.read.Store(r.tailTo)
+			// At once, not at the next turn's look: the writer may begin
+			// the page's next line and the copier truncate before it.
+			r.pin.hold(r.tailTo, spinning)
 			continue
 		}
 		if err != nil && err != unix.EINTR && err != unix.EAGAIN {
@@ -484,7 +515,11 @@ func (r *rescue) run() {
 		// Nothing new: the file has not grown, or it shrank. Bytes read
 		// after a truncation would belong to the next generation.
 		if r.truncated(&st, spinning) {
+			r.cut = true
 			return
+		}
+		if r.pin.hold(r.tailTo, spinning) {
+			continue // to a look that confirms the pin
 		}
 		if n := r.keepBacklog(spinning); n > 0 {
 			if r.truncated(&st, spinning) {
@@ -492,6 +527,7 @@ func (r *rescue) run() {
 				// below the size seen at the open, where the next
 				// generation grows first.
 				r.backlogTo -= n
+				r.cut = true
 				return
 			}
 			r.backlogRead.Store(r.backlogTo)
@@ -504,7 +540,10 @@ func (r *rescue) run() {
 			continue
 		}
 		r.waits.Add(1)
-		if _, err := r.changes.Read(buf); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+		r.asleep.Store(true)
+		_, err = r.changes.Read(buf)
+		r.asleep.Store(false)
+		if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
 			return
 		}
 	}
@@ -549,7 +588,41 @@ func (r *rescue) fstat(st *unix.Stat_t, raw bool) error {
 // seen it (or cannot be looked at). Bytes read before a look that finds it
 // not are the generation's being copied.
 func (r *rescue) truncated(st *unix.Stat_t, raw bool) bool {
-	return r.fstat(st, raw) != nil || st.Size < max(r.tailTo, r.seen)
+	if r.fstat(st, raw) != nil || st.Size < max(r.tailTo, r.seen) {
+		return true
+	}
+	r.pin.confirm()
+	return false
+}
+
+// keepPinned ends the pin as the rescue ends. After a truncation, the
+// seen or one a last look finds, the pinned page holds what the writer
+// added to it before the truncation: those bytes are kept after the
+// newest ones read. The last line may be cut at the page's end, its rest
+// written to a page no read reached; it is kept as far as it goes.
+func (r *rescue) keepPinned() {
+	defer r.pin.close()
+	if r.pin == nil {
+		return
+	}
+	var st unix.Stat_t
+	if r.fstat(&st, false) != nil {
+		return
+	}
+	if !r.cut && st.Size >= max(r.tailTo, r.seen) {
+		return // not truncated: the loop reads the file itself
+	}
+	kept := r.pin.harvest(r.tailTo, st.Size)
+	if len(kept) == 0 {
+		return
+	}
+	n, err := unix.Pwrite(r.keepFd, kept, r.tailTo)
+	if err != nil || n != len(kept) {
+		return
+	}
+	r.tailTo += int64(n)
+	r.pinned = int64(n)
+	r.read.Store(r.tailTo)
 }
 
 // keepBacklog keeps a piece of the loop's backlog, if any is left and
@@ -575,6 +648,10 @@ func (f *Follower) frameRescued(ctx context.Context, fl *file) (unread, error) {
 		return unread{}, f.readFromCopy(ctx, fl, -1)
 	}
 	defer r.keep.Close()
+	if r.pinned > 0 {
+		f.cfg.Log.Info().Str("path", fl.path).Int64("bytes", r.pinned).
+			Msg("the rescue's pin of the file's last page kept what was written after its last read")
+	}
 	if err := f.frameKept(ctx, fl, r.keep, r.from, r.backlogTo, false); err != nil {
 		return unread{}, err
 	}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -59,6 +61,8 @@ type rescueSetup struct {
 	// spin is how long the rescue reads without sleeping; 0 keeps
 	// spinBase, a negative value makes it sleep at once.
 	spin time.Duration
+	// beforeRead, when set, runs in the rescue before each of its reads.
+	beforeRead func()
 }
 
 func stuckWithRescueOf(t *testing.T, setup rescueSetup) (r *running, path string, w *os.File, release func()) {
@@ -91,6 +95,7 @@ func stuckWithRescueOf(t *testing.T, setup rescueSetup) (r *running, path string
 	if setup.spin != 0 {
 		r.f.guards.spin = max(setup.spin, 0)
 	}
+	r.f.guards.beforeRescueRead = setup.beforeRead
 	r.f.guards.mu.Unlock()
 	writeLines(t, w, 1, 100)
 	waitCount(t, r, 100)
@@ -538,5 +543,84 @@ func TestRescue_TheLoopTakesAnOpenBetweenPieces(t *testing.T) {
 	}
 	if opens == 0 {
 		t.Errorf("the open's event was not kept for the loop: %v", f.takenLayout)
+	}
+}
+
+// Ensure the lines written after the rescue's last read and before the
+// truncation are delivered: the rescue is held off its reads (as the
+// kernel holds a rescue off the cores) while the writer adds them and the
+// copier truncates. Only the page the rescue pinned holds them then.
+// Every line once.
+func TestRescue_ThePinKeepsWhatNoReadReached(t *testing.T) {
+	t.Run("asleep", func(t *testing.T) { pinScenario(t, false) })
+	// The rescue's last read takes a line that runs into a new page, and
+	// the rescue is held right after it: the pin of that page has had no
+	// look to confirm it, and the truncation comes before one.
+	t.Run("after a read into a new page", func(t *testing.T) { pinScenario(t, true) })
+}
+
+func pinScenario(t *testing.T, intoNewPage bool) {
+	var held atomic.Bool
+	var passes atomic.Int32 // turns the rescue may take while held
+	resume := make(chan struct{})
+	var once sync.Once
+	let := func() { once.Do(func() { close(resume) }) }
+	r, path, w, release := stuckWithRescueOf(t, rescueSetup{pattern: "app.log", backlogTo: 101, readsBacklog: true, spin: -1, beforeRead: func() {
+		if held.Load() && passes.Add(-1) < 0 {
+			<-resume
+		}
+	}})
+	t.Cleanup(let)
+	rescue := rescueOf(r.f, path)
+	// Lines one at a time, each read, until the file ends where the
+	// scenario needs it: early in a page, so that the ten lines held back
+	// below fit in the page it ends in; or less than a line before a
+	// page's end, so that the next line runs into the next page.
+	ps := int64(os.Getpagesize())
+	lineLen := func(n int) int64 { return int64(len(line(n)) + 1) }
+	ready := func(sz int64, next int) bool {
+		if intoNewPage {
+			return ps-sz%ps < lineLen(next)-1
+		}
+		return sz%ps <= ps/2
+	}
+	last := 101
+	for !ready(size(t, path), last+1) || last < 110 {
+		last++
+		writeEachRescued(t, r, path, w, last, last, nil)
+	}
+	waitFor(t, 10*time.Second, "the rescue to sleep with its pin confirmed", func() bool {
+		read, _ := rescueRead(r.f, path)
+		return read >= size(t, path) && rescue.asleep.Load()
+	})
+	held.Store(true)
+	if intoNewPage {
+		// The write wakes the rescue: one turn reads the line, and the
+		// next waits.
+		passes.Store(1)
+		last++
+		written := size(t, path) + lineLen(last)
+		writeLines(t, w, last, last)
+		waitFor(t, 10*time.Second, "the rescue to read the line into the new page", func() bool {
+			read, _ := rescueRead(r.f, path)
+			return read >= written
+		})
+	}
+	before := size(t, path)
+	writeLines(t, w, last+1, last+10)
+	if (size(t, path)-1)/ps != before/ps {
+		t.Fatalf("the held-back lines ran into the next page (file size %d); the test must keep them in one", size(t, path))
+	}
+	if err := os.Truncate(path, 0); err != nil {
+		t.Fatal(err)
+	}
+	writeLines(t, w, last+11, last+20)
+	let()
+	release()
+	waitCount(t, r, last+20)
+	r.stop(t)
+	requireExactlyOnce(t, r.c.texts(), last+20)
+	if rescue.pinned == 0 {
+		t.Fatal("the lines came, but not from the pin")
 	}
 }
