@@ -57,7 +57,8 @@ func onDisk(t *testing.T, pattern string) map[int]bool {
 // lines written between logrotate's copy and its truncation (its fsync of
 // the copy takes milliseconds) exist only until the truncation; a rescue
 // (tailer/rescue.go) reads the file at each write from logrotate's open
-// until the truncation, which keeps most of them. Those it still misses
+// until the truncation, and pins the page the file ends in (pin.go), which
+// keeps most of them. Those it still misses
 // are reported, not asserted: issue 12 asks for none, and the note says
 // what remains (its reference reader, bench/eager, loses lines on the same
 // machines: READER=eager sh bench/copytruncate.sh).
