@@ -178,3 +178,28 @@ func TestPagePin_AnUnconfirmedPin(t *testing.T) {
 		t.Fatalf("kept %q from a pin no look confirmed, with the file past its page", got)
 	}
 }
+
+// Ensure a descriptor that cannot be mapped gives no pin, and that a
+// rescue without one (a nil pin) goes on as before: every method does
+// nothing.
+func TestPagePin_NoneWhereNoMapping(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	if p, err := newPagePin(int(r.Fd()), 0, 1<<20); err == nil {
+		p.close()
+		t.Fatal("mapped a pipe")
+	}
+	var p *pagePin
+	if p.hold(0, false) {
+		t.Fatal("a nil pin pinned")
+	}
+	p.confirm()
+	if got := p.harvest(0, 0); got != nil {
+		t.Fatalf("a nil pin kept %q", got)
+	}
+	p.close()
+}
