@@ -213,6 +213,28 @@ func appendFile(t *testing.T, path string, from, to int) {
 	writeLines(t, f, from, to)
 }
 
+// openAppend opens the file at path (created if need be) as a logging app
+// does, closed with the test.
+func openAppend(t *testing.T, path string) *os.File {
+	t.Helper()
+	w, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Close() })
+	return w
+}
+
+// fileSize is the size of the file at path.
+func fileSize(t *testing.T, path string) int64 {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Size()
+}
+
 // requireExactlyOnce fails unless every line 1..written arrived once.
 func requireExactlyOnce(t *testing.T, texts []string, written int) {
 	t.Helper()
@@ -244,6 +266,18 @@ func openWithFingerprint(t *testing.T, path string) (*os.File, fingerprint) {
 		t.Fatal(err)
 	}
 	return fd, fp
+}
+
+// loopOf returns a Follower of pattern in dir, not started, whose records
+// go to a collector, and the file at path opened as its loop opens a file.
+func loopOf(t *testing.T, dir, pattern, path string) (*Follower, *collector, *file) {
+	t.Helper()
+	cfg := testConfig(t, dir, pattern)
+	f := NewFollower(cfg)
+	c := &collector{pos: cfg.Positions}
+	f.out = c
+	fd, fp := openWithFingerprint(t, path)
+	return f, c, &file{path: path, real: path, fd: fd, fp: fp, source: newSource(), id: idOfPath(t, path)}
 }
 
 // idOfPath is the identity of the file at path.

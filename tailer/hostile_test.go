@@ -294,20 +294,14 @@ func TestCopy_ALookAfterAnUnseenTruncationDoesNotRefuseTheCopy(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "access.log")
 	appendFile(t, path, 1, 3)
-	cfg := testConfig(t, dir, "access.log*")
-	f := NewFollower(cfg)
-	c := &collector{pos: cfg.Positions}
-	f.out = c
-	fd, fp := openWithFingerprint(t, path)
-	orig := &file{path: path, real: path, fd: fd, fp: fp, source: newSource(), id: idOfPath(t, path)}
+	f, c, orig := loopOf(t, dir, "access.log*", path)
 	f.files[orig.id] = orig
 	must(t, f.readToEnd(context.Background(), orig, -1, false))
 
 	appendFile(t, path, 4, 3001)
-	old, err := os.ReadFile(path)
+	copyTruncateTo(t, path, path+".1")
+	old, err := os.ReadFile(path + ".1")
 	must(t, err)
-	must(t, os.WriteFile(path+".1", old, 0o644)) // logrotate's copy
-	must(t, os.Truncate(path, 0))
 	// The next generation starts with line 3002, whose first 32 bytes
 	// (10.0.0.2 - - [...) differ from line 1's (10.0.0.1 ...).
 	appendFile(t, path, 3002, 3021)

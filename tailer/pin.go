@@ -47,7 +47,7 @@ type pagePin struct {
 	// valid: a look at the file after the pin found it not truncated, so
 	// the page is the generation's the rescue keeps.
 	valid bool
-	drain []byte
+	buf   []byte // one page, what the pipe gives back
 }
 
 // newPagePin maps length bytes of fd from the page holding from on.
@@ -59,7 +59,7 @@ func newPagePin(fd int, from, length int64) (*pagePin, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mmap: %w", err)
 	}
-	p := &pagePin{mem: mem, base: base, size: size, page: -1}
+	p := &pagePin{mem: mem, base: base, size: size, page: -1, buf: make([]byte, size)}
 	if err := unix.Pipe2(p.pipe[:], unix.O_CLOEXEC|unix.O_NONBLOCK); err != nil {
 		_ = unix.Munmap(mem)
 		return nil, fmt.Errorf("pipe: %w", err)
@@ -91,10 +91,7 @@ func (p *pagePin) hold(at int64, raw bool) bool {
 		return false
 	}
 	if p.page >= 0 {
-		if p.drain == nil {
-			p.drain = make([]byte, p.size)
-		}
-		if _, err := syscallRead(p.pipe[0], p.drain, raw); err != nil {
+		if !p.take(raw) {
 			return false // the pipe still holds the old page, which fills it
 		}
 		p.page = -1
@@ -114,8 +111,7 @@ func (p *pagePin) hold(at int64, raw bool) bool {
 		return false
 	}
 	if int64(n) != p.size {
-		// Part of the page only: drop it rather than keep a partial view.
-		_, _ = syscallRead(p.pipe[0], make([]byte, p.size), raw)
+		p.take(raw) // part of the page only: dropped, not a partial view
 		return false
 	}
 	p.page = page
@@ -141,11 +137,10 @@ func (p *pagePin) harvest(from, size int64) []byte {
 	if p == nil || p.page < 0 || (!p.valid && size > p.page) || from < p.page || from >= p.page+p.size {
 		return nil
 	}
-	page := make([]byte, p.size)
-	n, err := unix.Read(p.pipe[0], page)
-	written := page[from-p.page:]
+	written := p.buf[from-p.page:]
+	taken := p.take(false)
 	p.page, p.valid = -1, false
-	if err != nil || int64(n) != p.size {
+	if !taken {
 		return nil
 	}
 	if i := bytes.IndexByte(written, 0); i >= 0 {
@@ -154,14 +149,13 @@ func (p *pagePin) harvest(from, size int64) []byte {
 	return written
 }
 
-// syscallRead is read(2), raw or not.
-func syscallRead(fd int, buf []byte, raw bool) (int, error) {
+// take reads the page the pipe holds into buf, and reports whether it got
+// it whole. With raw set, read(2) is made without telling the scheduler.
+func (p *pagePin) take(raw bool) bool {
 	if !raw {
-		return unix.Read(fd, buf)
+		n, err := unix.Read(p.pipe[0], p.buf)
+		return err == nil && int64(n) == p.size
 	}
-	n, _, errno := unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)))
-	if errno != 0 {
-		return 0, errno
-	}
-	return int(n), nil
+	n, _, errno := unix.RawSyscall(unix.SYS_READ, uintptr(p.pipe[0]), uintptr(unsafe.Pointer(&p.buf[0])), uintptr(len(p.buf)))
+	return errno == 0 && int64(n) == p.size
 }

@@ -23,23 +23,10 @@ func TestPagePin_KeepsWhatTheTruncationWipes(t *testing.T) {
 	for name, dir := range dirs {
 		t.Run(name, func(t *testing.T) {
 			path := filepath.Join(dir, "app.log")
-			w, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer w.Close()
+			w := openAppend(t, path)
 			writeLines(t, w, 1, 5)
-			rd, err := os.Open(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer rd.Close()
-			read := size(t, path)
-			p, err := newPagePin(int(rd.Fd()), 0, 1<<20)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer p.close()
+			read := fileSize(t, path)
+			p := pinFile(t, path)
 			if !p.hold(read, false) {
 				t.Fatal("pinning the page the file ends in failed")
 			}
@@ -53,7 +40,7 @@ func TestPagePin_KeepsWhatTheTruncationWipes(t *testing.T) {
 				t.Fatal(err)
 			}
 			writeLines(t, w, 1001, 1005) // the next generation
-			got := p.harvest(read, size(t, path))
+			got := p.harvest(read, fileSize(t, path))
 			if !bytes.Equal(got, want[read:]) {
 				t.Fatalf("the pinned page kept %q; want lines 6..20, %q", got, want[read:])
 			}
@@ -70,24 +57,11 @@ func TestPagePin_KeepsToThePageEnd(t *testing.T) {
 	if err := os.WriteFile(path, bytes.Repeat([]byte("x"), int(ps-1)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	w, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
+	w := openAppend(t, path)
 	if _, err := w.WriteString("\n"); err != nil {
 		t.Fatal(err)
 	}
-	rd, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rd.Close()
-	p, err := newPagePin(int(rd.Fd()), 0, 1<<20)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.close()
+	p := pinFile(t, path)
 	if p.hold(ps, false) {
 		t.Fatal("pinned a page wholly beyond the file's end")
 	}
@@ -107,14 +81,21 @@ func TestPagePin_KeepsToThePageEnd(t *testing.T) {
 	}
 }
 
-// size is the size of the file at path.
-func size(t *testing.T, path string) int64 {
+// pinFile opens the file at path to read and returns a pin over its
+// first MiB, closed with the test.
+func pinFile(t *testing.T, path string) *pagePin {
 	t.Helper()
-	fi, err := os.Stat(path)
+	rd, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return fi.Size()
+	t.Cleanup(func() { rd.Close() })
+	p, err := newPagePin(int(rd.Fd()), 0, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.close)
+	return p
 }
 
 // Ensure a pin no look confirmed is used only where it cannot be the next
@@ -125,27 +106,14 @@ func size(t *testing.T, path string) int64 {
 func TestPagePin_AnUnconfirmedPin(t *testing.T) {
 	ps := int64(os.Getpagesize())
 	path := filepath.Join(t.TempDir(), "app.log")
-	w, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	rd, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rd.Close()
-	p, err := newPagePin(int(rd.Fd()), 0, 1<<20)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.close()
+	w := openAppend(t, path)
+	p := pinFile(t, path)
 	n := 0
-	for size(t, path) < ps+ps/4 {
+	for fileSize(t, path) < ps+ps/4 {
 		n++
 		writeLines(t, w, n, n)
 	}
-	read := size(t, path)
+	read := fileSize(t, path)
 	if !p.hold(read, false) {
 		t.Fatal("pinning the page the file ends in failed")
 	}
@@ -158,7 +126,7 @@ func TestPagePin_AnUnconfirmedPin(t *testing.T) {
 		t.Fatal(err)
 	}
 	writeLines(t, w, 1001, 1003) // shorter than a page
-	if got := p.harvest(read, size(t, path)); !bytes.Equal(got, want[read:]) {
+	if got := p.harvest(read, fileSize(t, path)); !bytes.Equal(got, want[read:]) {
 		t.Fatalf("kept %q; want the three lines written after the pin, %q", got, want[read:])
 	}
 
@@ -167,14 +135,14 @@ func TestPagePin_AnUnconfirmedPin(t *testing.T) {
 	if err := w.Truncate(0); err != nil {
 		t.Fatal(err)
 	}
-	for size(t, path) < read+10 {
+	for fileSize(t, path) < read+10 {
 		n++
 		writeLines(t, w, n, n)
 	}
 	if !p.hold(read, false) {
 		t.Fatal("pinning a page of the next generation failed")
 	}
-	if got := p.harvest(read, size(t, path)); got != nil {
+	if got := p.harvest(read, fileSize(t, path)); got != nil {
 		t.Fatalf("kept %q from a pin no look confirmed, with the file past its page", got)
 	}
 }

@@ -78,12 +78,7 @@ func TestRead_AReadAfterAnUnseenTruncationKeepsNothingOfIt(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "app.log")
 	appendFile(t, path, 1, 3)
-	cfg := testConfig(t, dir, "app.log")
-	f := NewFollower(cfg)
-	c := &collector{pos: cfg.Positions}
-	f.out = c
-	fd, fp := openWithFingerprint(t, path)
-	fl := &file{path: path, real: path, fd: fd, fp: fp, source: newSource()}
+	f, c, fl := loopOf(t, dir, "app.log", path)
 	if err := f.readToEnd(context.Background(), fl, -1, false); err != nil {
 		t.Fatal(err)
 	}
@@ -94,18 +89,9 @@ func TestRead_AReadAfterAnUnseenTruncationKeepsNothingOfIt(t *testing.T) {
 			return
 		}
 		truncations++
-		// copytruncate: the copy, the truncation, and the writer again,
-		// fewer bytes than the old generation had but more than were read.
-		old, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path+".1", old, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Truncate(path, 0); err != nil {
-			t.Fatal(err)
-		}
+		// copytruncate, and the writer again: fewer bytes than the old
+		// generation had but more than were read.
+		copyTruncateTo(t, path, path+".1")
 		appendFile(t, path, 2001, 2010)
 	}
 	if err := f.readToEnd(context.Background(), fl, -1, false); err != nil {

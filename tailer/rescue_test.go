@@ -69,11 +69,7 @@ func stuckWithRescueOf(t *testing.T, setup rescueSetup) (r *running, path string
 	t.Helper()
 	dir := t.TempDir()
 	path = filepath.Join(dir, "app.log")
-	w, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { w.Close() })
+	w = openAppend(t, path)
 	patterns := []string{setup.pattern}
 	if setup.also != "" {
 		patterns = append(patterns, setup.also)
@@ -559,7 +555,12 @@ func TestRescue_ThePinKeepsWhatNoReadReached(t *testing.T) {
 	t.Run("after a read into a new page", func(t *testing.T) { pinScenario(t, true) })
 }
 
+// pinScenario holds a sleeping rescue off its reads (after one more read,
+// into a new page, with intoNewPage) while ten lines are written into the
+// page the file ends in and the file is truncated, and requires every
+// line once, the ten from the pin.
 func pinScenario(t *testing.T, intoNewPage bool) {
+	t.Helper()
 	var held atomic.Bool
 	var passes atomic.Int32 // turns the rescue may take while held
 	resume := make(chan struct{})
@@ -585,13 +586,13 @@ func pinScenario(t *testing.T, intoNewPage bool) {
 		return sz%ps <= ps/2
 	}
 	last := 101
-	for !ready(size(t, path), last+1) || last < 110 {
+	for !ready(fileSize(t, path), last+1) || last < 110 {
 		last++
 		writeEachRescued(t, r, path, w, last, last, nil)
 	}
 	waitFor(t, 10*time.Second, "the rescue to sleep with its pin confirmed", func() bool {
 		read, _ := rescueRead(r.f, path)
-		return read >= size(t, path) && rescue.asleep.Load()
+		return read >= fileSize(t, path) && rescue.asleep.Load()
 	})
 	held.Store(true)
 	if intoNewPage {
@@ -599,17 +600,17 @@ func pinScenario(t *testing.T, intoNewPage bool) {
 		// next waits.
 		passes.Store(1)
 		last++
-		written := size(t, path) + lineLen(last)
+		written := fileSize(t, path) + lineLen(last)
 		writeLines(t, w, last, last)
 		waitFor(t, 10*time.Second, "the rescue to read the line into the new page", func() bool {
 			read, _ := rescueRead(r.f, path)
 			return read >= written
 		})
 	}
-	before := size(t, path)
+	before := fileSize(t, path)
 	writeLines(t, w, last+1, last+10)
-	if (size(t, path)-1)/ps != before/ps {
-		t.Fatalf("the held-back lines ran into the next page (file size %d); the test must keep them in one", size(t, path))
+	if (fileSize(t, path)-1)/ps != before/ps {
+		t.Fatalf("the held-back lines ran into the next page (file size %d); the test must keep them in one", fileSize(t, path))
 	}
 	if err := os.Truncate(path, 0); err != nil {
 		t.Fatal(err)
