@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -90,19 +92,43 @@ func (n *nginxServer) request(t *testing.T, total int) {
 	}
 }
 
+// handshake sends what a TLS client sends first to the plain port, as
+// scanners and misconfigured clients do: nginx answers 400 and logs the
+// bytes, escaped, as the request, which has no method, URI or protocol.
+func (n *nginxServer) handshake(t *testing.T) {
+	t.Helper()
+	conn, err := net.Dial("tcp", n.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write([]byte("\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	// nginx closes the connection after its answer.
+	if err := conn.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadAll(conn); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // Ensure a real nginx's access log, read as a backlog, becomes records
 // with nginx's fields: numbers as numbers, escaped quotes decoded, and the
 // request's own time in @timestamp (time_local, to the second), seconds
-// before the read time kept in observed_timestamp.
+// before the read time kept in observed_timestamp. The request is given in
+// its parts, and whole only when it has none (a TLS handshake's bytes).
 func TestRun_ParsesARealNginxAccessLog(t *testing.T) {
 	t.Parallel()
 	ngx := startNginx(t)
 	const total = 300
+	ngx.handshake(t)
 	ngx.request(t, total)
 	lastRequest := time.Now()
 	waitFor(t, 20*time.Second, "nginx to log every request", func() bool {
 		b, _ := os.ReadFile(ngx.accessLog)
-		return strings.Count(string(b), "seq=") >= total
+		return strings.Count(string(b), "seq=") >= total && strings.Contains(string(b), `"\x16\x03\x01`)
 	})
 	// A backlog: the lines are read seconds after they were written.
 	waitFor(t, 10*time.Second, "two seconds to pass", func() bool { return time.Since(lastRequest) > 2*time.Second })
@@ -134,7 +160,24 @@ func TestRun_ParsesARealNginxAccessLog(t *testing.T) {
 		}
 	}
 	requireNoLoss(t, seq.Count(seqs, total), false)
+	handshakes := 0
+	for _, r := range all {
+		request, _ := r["request"].(string)
+		if !strings.HasPrefix(request, "\x16\x03\x01") {
+			continue
+		}
+		handshakes++
+		if r["status"] != 400.0 || r["request_method"] != nil || r["request_uri"] != nil {
+			t.Fatalf("the handshake's record: %v, want status 400 and the request whole, unsplit", r)
+		}
+	}
+	if handshakes != 1 {
+		t.Fatalf("%d records of the TLS handshake, want 1", handshakes)
+	}
 	for _, r := range recs {
+		if _, whole := r["request"]; whole {
+			t.Fatalf("record %v: the request both whole and in its parts", r)
+		}
 		uri, _ := r["request_uri"].(string)
 		n, _ := seq.Of(uri)
 		wantStatus := 200.0

@@ -188,8 +188,9 @@ func mustEncoder(t testing.TB, tags ...Tag) *Encoder {
 
 // Ensure nginx's combined format (Debian's default), Apache's common and
 // combined formats, escaped quotes and "-" give the fields named after
-// nginx's variables, numbers as numbers, and time_local as @timestamp
-// with the read time kept.
+// nginx's variables, numbers as numbers, the request in its parts (whole
+// only when it has none), and time_local as @timestamp with the read
+// time kept.
 func TestParser_Nginx(t *testing.T) {
 	enc := mustEncoder(t)
 	p := mustParser(t, ParseNginx)
@@ -199,12 +200,17 @@ func TestParser_Nginx(t *testing.T) {
 		absent     []string
 	}{
 		{"combined", `10.0.0.1 - alice [02/Dec/2026:11:59:58 +0100] "GET /api/v1/items?seq=7 HTTP/1.1" 404 153 "https://shop.example/" "Mozilla/5.0 (X11; Linux x86_64)"`,
-			map[string]any{"remote_addr": "10.0.0.1", "remote_user": "alice", "request": "GET /api/v1/items?seq=7 HTTP/1.1",
+			map[string]any{"remote_addr": "10.0.0.1", "remote_user": "alice",
 				"request_method": "GET", "request_uri": "/api/v1/items?seq=7", "server_protocol": "HTTP/1.1",
 				"status": json.Number("404"), "body_bytes_sent": json.Number("153"), "http_referer": "https://shop.example/",
 				"http_user_agent": "Mozilla/5.0 (X11; Linux x86_64)", "@timestamp": "2026-12-02T10:59:58.000000000Z",
 				"observed_timestamp": "2026-12-02T10:00:00.000000000Z"},
-			[]string{"remote_ident", "time_local"}},
+			[]string{"remote_ident", "time_local", "request"}},
+		// What a TLS handshake on the plain port leaves: no method, URI or
+		// protocol to split it into, so the request is kept whole.
+		{"a request that does not split", `10.0.0.5 - - [02/Dec/2026:10:00:00 +0000] "\x16\x03\x01\x00\xA5\x01" 400 157 "-" "-"`,
+			map[string]any{"request": "\x16\x03\x01\x00\uFFFD\x01", "status": json.Number("400")},
+			[]string{"request_method", "request_uri", "server_protocol", "http_user_agent"}},
 		{"nginx escapes quotes as \\x22", `::1 - - [02/Dec/2026:10:00:00 +0000] "GET /q?x=\x22y\x22 HTTP/1.1" 200 0 "-" "curl \x22quoted\x22 agent"`,
 			map[string]any{"remote_addr": "::1", "request_uri": `/q?x="y"`, "http_user_agent": `curl "quoted" agent`, "body_bytes_sent": json.Number("0")},
 			[]string{"remote_user", "http_referer"}},
