@@ -588,12 +588,16 @@ func (r *rescue) fstat(st *unix.Stat_t, raw bool) error {
 // seen it (or cannot be looked at). Bytes read before a look that finds it
 // not are the generation's being copied.
 func (r *rescue) truncated(st *unix.Stat_t, raw bool) bool {
-	if r.fstat(st, raw) != nil || st.Size < max(r.tailTo, r.seen) {
+	if r.fstat(st, raw) != nil || r.shrunk(st.Size) {
 		return true
 	}
 	r.pin.confirm()
 	return false
 }
+
+// shrunk reports whether a file of size is shorter than the rescue has
+// seen it: truncated, since it only grows until then (see seen).
+func (r *rescue) shrunk(size int64) bool { return size < max(r.tailTo, r.seen) }
 
 // keepPinned ends the pin as the rescue ends. After a truncation, the
 // seen or one a last look finds, the pinned page holds what the writer
@@ -609,7 +613,7 @@ func (r *rescue) keepPinned() {
 	if r.fstat(&st, false) != nil {
 		return
 	}
-	if !r.cut && st.Size >= max(r.tailTo, r.seen) {
+	if !r.cut && !r.shrunk(st.Size) {
 		return // not truncated: the loop reads the file itself
 	}
 	kept := r.pin.harvest(r.tailTo, st.Size)
