@@ -146,11 +146,7 @@ func TestFollower_RotateCopyTruncateUnderLoad(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "access.log")
 	cfg := testConfig(t, dir, "access.log*")
-	w, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
+	w := openAppend(t, path)
 	r := startFollower(t, cfg)
 	n := 0
 	for gen := 1; gen <= 5; gen++ {

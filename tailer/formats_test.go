@@ -121,8 +121,8 @@ func TestFollower_CRIJoinsPartialLines(t *testing.T) {
 		}
 		last = l.Ack
 	}
-	if fi, _ := os.Stat(path); last != fi.Size() {
-		t.Fatalf("last ack %d, want the file's end %d", last, fi.Size())
+	if size := fileSize(t, path); last != size {
+		t.Fatalf("last ack %d, want the file's end %d", last, size)
 	}
 }
 
@@ -416,8 +416,8 @@ func TestFollower_CRIPartialLastLineIsShipped(t *testing.T) {
 	if string(got[1].Text) != "last without newline seq=2" || got[1].Stream != "stdout" {
 		t.Fatalf("last record %q on %q", got[1].Text, got[1].Stream)
 	}
-	if fi, _ := os.Stat(path); got[1].Ack != fi.Size() {
-		t.Fatalf("ack %d, want the end of the file %d", got[1].Ack, fi.Size())
+	if size := fileSize(t, path); got[1].Ack != size {
+		t.Fatalf("ack %d, want the end of the file %d", got[1].Ack, size)
 	}
 	r.stop(t)
 	if n := len(r.c.snapshot()); n != 2 {

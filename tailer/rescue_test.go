@@ -134,10 +134,10 @@ func requireNewestFirst(t *testing.T, r *running, path string) *rescue {
 // its size now (and, with also, until also holds).
 func waitRescued(t *testing.T, r *running, path string, also func() bool) {
 	t.Helper()
-	written, _ := os.Stat(path)
+	written := fileSize(t, path)
 	waitFor(t, 10*time.Second, "the rescue to read the file to its end", func() bool {
 		read, _ := rescueRead(r.f, path)
-		return read >= written.Size() && (also == nil || also())
+		return read >= written && (also == nil || also())
 	})
 }
 
@@ -163,10 +163,10 @@ func writeEachRescued(t *testing.T, r *running, path string, w *os.File, from, t
 	t.Helper()
 	for n := from; n <= to; n++ {
 		writeLines(t, w, n, n)
-		written, _ := os.Stat(path)
+		written := fileSize(t, path)
 		waitFor(t, 10*time.Second, "the rescue to read the line", func() bool {
 			read, _ := rescueRead(r.f, path)
-			return read >= written.Size()
+			return read >= written
 		})
 		if between != nil {
 			between()
