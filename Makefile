@@ -29,7 +29,7 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/tailcar .
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o bin/loggen ./examples/loggen
 
-## demo: loggen writes nginx lines to a temp dir; tailcar ships them to stdout with tags
+## demo: loggen writes nginx lines to a temp dir; tailcar parses them and ships them to stdout with tags
 demo: build
 	@sh examples/demo.sh
 
