@@ -40,7 +40,7 @@ func parseLogfmt(line []byte, f *Fields) bool {
 		}
 		f.mayClash = f.mayClash || dotted
 		if i == len(line) || line[i] == ' ' || line[i] == '\t' {
-			f.members = append(f.members, member{key: key, val: jsonTrue, form: formJSON, kind: KindBool})
+			f.add(key, nil, jsonTrue, formJSON, KindBool)
 			continue
 		}
 		if line[i] != '=' {
@@ -65,7 +65,7 @@ func parseLogfmt(line []byte, f *Fields) bool {
 			}
 			val = line[vs:i]
 		}
-		f.members = append(f.members, member{key: key, val: val, form: form})
+		f.add(key, nil, val, form, 0)
 		pairs++
 	}
 	return pairs > 0

@@ -125,7 +125,7 @@ func (f *Fields) text(key fieldKey, val []byte, form valueForm) {
 	if len(val) == 0 || len(val) == 1 && val[0] == '-' {
 		return
 	}
-	f.members = append(f.members, member{key: key.name, field: key.field, val: val, form: form})
+	f.add(key.name, key.field, val, form, 0)
 }
 
 // number adds a field already checked to be digits, as a JSON number.
@@ -133,7 +133,7 @@ func (f *Fields) number(key fieldKey, val []byte) {
 	if len(val) == 1 && val[0] == '-' {
 		return
 	}
-	f.members = append(f.members, member{key: key.name, field: key.field, val: val, form: formJSON, kind: KindNumber})
+	f.add(key.name, key.field, val, formJSON, KindNumber)
 }
 
 func isStatus(b []byte) bool {

@@ -167,6 +167,23 @@ type member struct {
 	skip  bool      // taken as the message or the time
 }
 
+// add appends a member, written in place: a member built as a composite
+// literal and appended was built on the stack and copied into the slice,
+// and in perf a stall at each copy took a quarter of the nginx parser's
+// samples; written field by field it parses and encodes an nginx line in
+// about 20 ns less (BenchmarkParser/nginx, six alternating runs each).
+func (f *Fields) add(key, field, val []byte, form valueForm, kind ValueKind) {
+	n := len(f.members)
+	if n == cap(f.members) {
+		f.members = append(f.members, member{})
+	} else {
+		f.members = f.members[:n+1]
+	}
+	m := &f.members[n]
+	m.key, m.field, m.val = key, field, val
+	m.form, m.kind, m.skip = form, kind, false
+}
+
 // Fields is what a parser found in one line: the fields to add to the
 // record, the message, and the event's time. It is valid until the next
 // Parse with it.
@@ -258,8 +275,11 @@ func (p *Parser) Parse(line []byte, f *Fields) bool {
 // every name the record will carry is unique.
 func (p *Parser) settle(f *Fields) bool {
 	for i := range f.members {
+		if p.fixedKeys {
+			break // known to be distinct
+		}
 		for j := range i {
-			if !p.fixedKeys && bytes.Equal(f.members[i].key, f.members[j].key) {
+			if bytes.Equal(f.members[i].key, f.members[j].key) {
 				return false // the same key twice: which one would be meant?
 			}
 		}
@@ -477,7 +497,7 @@ func (p *Parser) parseJSON(line []byte, f *Fields) bool {
 		if len(f.members) == maxFields {
 			return false
 		}
-		f.members = append(f.members, member{key: key, val: val, form: formJSON, kind: kind})
+		f.add(key, nil, val, formJSON, kind)
 	}
 	f.mayClash = f.mayClash || s.mayClash
 	return s.AtEnd()
@@ -498,7 +518,7 @@ func (p *Parser) parseRegex(line []byte, f *Fields) bool {
 		if bytes.IndexByte(val, '"') >= 0 {
 			form = formText
 		}
-		f.members = append(f.members, member{key: name, val: val, form: form})
+		f.add(name, nil, val, form, 0)
 	}
 	return true
 }
