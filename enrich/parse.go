@@ -167,11 +167,12 @@ type member struct {
 	skip  bool      // taken as the message or the time
 }
 
-// add appends a member, written in place: a member built as a composite
+// add appends a member, written in place, every field (a reused slot
+// holds an earlier line's member): a member built as a composite
 // literal and appended was built on the stack and copied into the slice,
 // and in perf a stall at each copy took a quarter of the nginx parser's
-// samples; written field by field it parses and encodes an nginx line in
-// about 20 ns less (BenchmarkParser/nginx, six alternating runs each).
+// samples; written field by field, an nginx line parses and encodes in
+// about 30 ns less (BenchmarkParser/nginx, bench/performance.md).
 func (f *Fields) add(key, field, val []byte, form valueForm, kind ValueKind) {
 	n := len(f.members)
 	if n == cap(f.members) {
