@@ -1180,3 +1180,35 @@ func TestFormLine_WrittenAsAppendStringWould(t *testing.T) {
 		t.Errorf("fields of another line were written unscanned: %s", got)
 	}
 }
+
+// Ensure a Fields used again keeps nothing of the line before: its members
+// are reused and written in place (Fields.add), and an nginx member's
+// ready-made JSON name must not name a JSON line's field in the same slot.
+func TestFields_ReusedMembersKeepNothingOfTheLineBefore(t *testing.T) {
+	enc := mustEncoder(t)
+	var f Fields
+	nginxLine := `10.0.0.1 - - [02/Dec/2026:10:00:00 +0000] "GET /a HTTP/1.1" 200 5 "-" "ua"`
+	if !mustParser(t, ParseNginx).Parse([]byte(nginxLine), &f) {
+		t.Fatal("the nginx line did not parse")
+	}
+	jsonLine := `{"msg":"m","a":1,"b":"x","c":true,"d":null,"e":2,"g":"y","h":3,"i":4}`
+	if !mustParser(t, ParseJSON).Parse([]byte(jsonLine), &f) {
+		t.Fatal("the JSON line did not parse")
+	}
+	out := enc.AppendRecord(nil, Record{Read: parseReadAt, Path: "/var/log/app.log", Message: []byte(jsonLine), Fields: &f})
+	requireNoDuplicateKeys(t, out)
+	var got map[string]any
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatalf("record is not JSON: %v\n%s", err, out)
+	}
+	for _, k := range []string{"a", "b", "c", "d", "e", "g", "h", "i"} {
+		if _, ok := got[k]; !ok {
+			t.Errorf("field %q missing from the JSON line's record: %s", k, out)
+		}
+	}
+	for _, k := range []string{"remote_addr", "request_method", "request_uri", "status", "http_user_agent"} {
+		if _, ok := got[k]; ok {
+			t.Errorf("the nginx line's field %q came back in the JSON line's record: %s", k, out)
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -406,5 +407,31 @@ func TestHTTP_RetryAfterHeaderIsRead(t *testing.T) {
 	st, ok := err.(*StatusError)
 	if !ok || st.Status != 429 || st.RetryAfter != 42*time.Second || ActionOf(err) != Retry {
 		t.Fatalf("got %v; want a 429 to retry after 42s", err)
+	}
+}
+
+// Ensure a batch used again after a reset keeps nothing of its former
+// records: their entries are reused and written in place (Batch.next).
+func TestBatch_ReusedEntriesKeepNothingOfTheFormer(t *testing.T) {
+	b := &Batch{}
+	read, event := time.Unix(100, 1), time.Unix(90, 2)
+	b.add([]byte(`{"n":1}`), Meta{Ack: Ack{Source: 1, Offset: 10}, Pos: 10, ReadAt: read, Event: event})
+	b.skip(Ack{Source: 1, Offset: 20})
+	b.add([]byte(`{"n":3}`), Meta{Ack: Ack{Source: 1, Offset: 30}, Pos: 30, ReadAt: read, Event: event, Resource: []byte("r1")})
+	b.add([]byte(`{"n":4}`), Meta{Ack: Ack{Source: 1, Offset: 40}, Pos: 40, ReadAt: read, Event: event, Resource: []byte("r2")})
+	b.reset()
+	zero := time.Time{}.UnixNano()
+	b.skip(Ack{Source: 2, Offset: 5})
+	for n := int64(1); n <= 3; n++ {
+		b.add([]byte(`{"n":0}`), Meta{Ack: Ack{Source: 2, Offset: 5 + 10*n}, Pos: 5 + 10*n})
+	}
+	want := []Record{
+		{stop: 0, Ack: Ack{Source: 2, Offset: 5}, Skip: true},
+		{stop: 8, Ack: Ack{Source: 2, Offset: 15}, Pos: 15, Read: zero, Event: zero},
+		{stop: 16, Ack: Ack{Source: 2, Offset: 25}, Pos: 25, Read: zero, Event: zero},
+		{stop: 24, Ack: Ack{Source: 2, Offset: 35}, Pos: 35, Read: zero, Event: zero},
+	}
+	if !reflect.DeepEqual(b.Records, want) {
+		t.Fatalf("records after a reset:\n got %+v\nwant %+v", b.Records, want)
 	}
 }
